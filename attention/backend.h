@@ -1,0 +1,54 @@
+#pragma once
+// The attention seam: the model's self-attention calls one backend with q, k, v of all heads,
+// the token layout and the (step, layer) context. Dense and sparse methods, and per-step
+// policies, are backends; the model knows nothing of them.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "attention/kernel.h"
+#include "dit/layout.h"
+
+namespace ditgen::attn {
+
+struct AttentionContext {
+  int step = 0, num_steps = 1;    // sampler step (0-based) and count
+  int layer = 0, num_layers = 1;  // transformer block
+};
+
+struct AttentionInputs {
+  const float* q = nullptr;  // (B*NH, N, Dh), RoPE applied, layout order
+  const float* k = nullptr;  // (B*NH, N, Dh)
+  const float* v = nullptr;  // (B*NH, N, Dh)
+  int batch = 1;             // B (heads of sample b are b*NH .. b*NH+NH-1)
+  int heads = 1;             // NH
+  int64_t tokens = 0;        // N
+  int head_dim = 0;          // Dh
+  const TokenLayout* layout = nullptr;
+};
+
+class AttentionBackend {
+ public:
+  virtual ~AttentionBackend() = default;
+  // out: (B*NH, N, Dh); every element written.
+  virtual void attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) = 0;
+  // The spec in full, with defaults spelled out (e.g. "dense:block=64").
+  virtual std::string spec() const = 0;
+  // Share of query-key pairs computed by the last attend() (1 for dense).
+  virtual double last_density() const { return 1.0; }
+};
+
+// Dense: the block-sparse kernel with every block listed.
+class DenseBackend : public AttentionBackend {
+ public:
+  explicit DenseBackend(int block = 64, KernelOptions opt = {}) : block_(block), opt_(opt) {}
+  void attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override;
+  std::string spec() const override;
+
+ private:
+  int block_;
+  KernelOptions opt_;
+  BlockMap map_;
+};
+
+}  // namespace ditgen::attn
