@@ -36,6 +36,10 @@ class AttentionBackend {
   virtual std::string spec() const = 0;
   // Share of query-key pairs computed by the last attend() (1 for dense).
   virtual double last_density() const { return 1.0; }
+  // The token order the engine should run in on a Tp x Hp x Wp grid (applied once per forward).
+  virtual TokenLayout layout(int tp, int hp, int wp) const { return TokenLayout(tp, hp, wp); }
+  // Human-readable notes for --json (e.g. profiling cost, switch steps); empty by default.
+  virtual std::string report_json() const { return "{}"; }
 };
 
 // Dense: the block-sparse kernel with every block listed.
