@@ -1,0 +1,116 @@
+#include "apps/cli_common.h"
+
+#include <omp.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "apps/commands.h"
+#include "io/atomic_file.h"
+#include "io/video.h"
+
+namespace fs = std::filesystem;
+
+namespace ditgen::app {
+
+std::vector<int> parse_int_list(const std::string& text, const char* what) {
+  std::vector<int> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t pos = 0;
+    int v = 0;
+    try {
+      v = std::stoi(item, &pos);
+    } catch (const std::exception&) {
+      pos = 0;
+    }
+    if (item.empty() || pos != item.size())
+      throw UsageError(std::string(what) + " '" + text + "': '" + item + "' is not an integer");
+    out.push_back(v);
+  }
+  if (out.empty()) throw UsageError(std::string(what) + " is empty");
+  return out;
+}
+
+void set_threads(int threads) {
+  if (threads < 0 || threads > 1024) throw UsageError("--threads " + std::to_string(threads) + " is out of range: expected 0 (all) to 1024");
+  if (threads > 0) omp_set_num_threads(threads);
+}
+
+void GenerationFlags::add(CLI::App& sub) {
+  sub.add_option("--model", model, "Weight file (HDF5), or builtin:tiny")->required();
+  sub.add_option("--labels", labels, "Condition: comma-separated class labels (two digits for the digits model)");
+  sub.add_option("--frames", frames, "Frames (1 = an image)");
+  sub.add_option("--height", height, "Height in pixels (default: the model's)");
+  sub.add_option("--width", width, "Width in pixels (default: the model's)");
+  sub.add_option("--steps", steps, "Sampling steps (default: the model's)");
+  sub.add_option("--cfg", cfg, "Classifier-free guidance scale (1 = off; default: the model's)");
+  sub.add_option("--seed", seed, "Noise seed");
+  sub.add_option("--solver", solver, "euler, unipc or dpm++2m");
+  sub.add_option("--threads", threads, "OpenMP threads (0 = all cores)");
+  sub.add_option("--isa", isa, "Attention kernel path: auto, portable, avx2, avx512, avx512bf16");
+  sub.add_option("--max-memory", max_memory_mb, "Refuse runs estimated to need more than this many MiB (default: memory available)");
+}
+
+GenerateOptions GenerationFlags::options(const DiTConfig& c) const {
+  GenerateOptions o;
+  o.shape.frames = frames;
+  o.shape.height = height > 0 ? height : c.frame_height;
+  o.shape.width = width > 0 ? width : c.frame_width;
+  if (height < 0 || width < 0) throw UsageError("--height/--width must be positive");
+  try {
+    o.shape.validate(c);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  o.steps = steps > 0 ? steps : c.sample_steps;
+  if (steps < 0 || o.steps > 10000) throw UsageError("--steps " + std::to_string(steps) + " is out of range: expected 1 to 10000");
+  o.cfg = cfg >= 0 ? cfg : c.sample_cfg;
+  if (!(o.cfg <= 100)) throw UsageError("--cfg " + std::to_string(cfg) + " is out of range: expected 0 to 100");
+  o.seed = seed;
+  o.solver = solver;
+  if (c.num_classes > 0) {
+    o.labels = parse_int_list(labels, "--labels");
+    if (int(o.labels.size()) != c.ctx_len)
+      throw UsageError("--labels '" + labels + "' gives " + std::to_string(o.labels.size()) + " labels, the model expects " +
+                       std::to_string(c.ctx_len));
+    for (int l : o.labels)
+      if (l < 0 || l >= c.num_classes)
+        throw UsageError("--labels '" + labels + "': label " + std::to_string(l) + " is out of range 0 to " +
+                         std::to_string(c.num_classes - 1));
+  }
+  if (max_memory_mb < 0) throw UsageError("--max-memory must be positive");
+  o.memory_limit_bytes = int64_t(max_memory_mb * 1024 * 1024);
+  o.progress = isatty(2);
+  return o;
+}
+
+void check_output_path(const std::string& path, bool overwrite, bool video) {
+  if (path.empty()) throw UsageError("output path is empty");
+  if (video && !io::is_supported_output(path))
+    throw UsageError("output '" + path + "' has unknown extension '" + io::extension(path) + "': expected " +
+                     io::supported_outputs());
+  fs::path dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw UsageError("output directory '" + dir.string() + "' does not exist");
+  if (!io::directory_writable(dir.string())) throw UsageError("output directory '" + dir.string() + "' is not writable");
+  if (fs::exists(path, ec) && !overwrite)
+    throw UsageError("output file '" + path + "' already exists; pass --overwrite to replace it");
+}
+
+void write_json(const std::string& path, const nlohmann::json& j, bool overwrite) {
+  io::AtomicOutput out(path, overwrite);
+  {
+    std::ofstream f(out.temp_path());
+    f << j.dump(2) << "\n";
+    f.flush();
+    if (!f) throw std::runtime_error("cannot write JSON to '" + path + "' (disk full?)");
+  }
+  out.commit();
+}
+
+}  // namespace ditgen::app

@@ -1,0 +1,44 @@
+#pragma once
+// Helpers shared by subcommands: option parsing with messages that name the bad value, the
+// common generation flags, JSON output written atomically.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "apps/pipeline.h"
+
+namespace ditgen::app {
+
+// "3,7" -> {3, 7}; throws UsageError naming the text.
+std::vector<int> parse_int_list(const std::string& text, const char* what);
+
+// Sets OpenMP's thread count (0 = leave the default); throws UsageError when out of range.
+void set_threads(int threads);
+
+// Flags shared by generate, compare, attnmap, calibrate.
+struct GenerationFlags {
+  std::string model;
+  std::string labels = "3,7";
+  int frames = 16, height = 0, width = 0;  // 0: the model's default size
+  int steps = 0;                            // 0: the model's default
+  double cfg = -1;                          // < 0: the model's default
+  uint64_t seed = 0;
+  std::string solver = "unipc";
+  int threads = 0;
+  std::string isa = "auto";
+  double max_memory_mb = 0;
+
+  void add(CLI::App& sub);
+  // Applies model defaults and checks values; throws UsageError naming the bad value.
+  GenerateOptions options(const DiTConfig& cfg) const;
+};
+
+// Checks before a long run that `path` can be written (directory exists and is writable,
+// extension known, file absent unless overwrite); throws UsageError otherwise.
+void check_output_path(const std::string& path, bool overwrite, bool video);
+
+// Writes JSON atomically.
+void write_json(const std::string& path, const nlohmann::json& j, bool overwrite);
+
+}  // namespace ditgen::app

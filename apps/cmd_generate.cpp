@@ -1,0 +1,98 @@
+// ditgen generate: one video (or image) from a weight file.
+#include <iostream>
+#include <memory>
+
+#include "apps/cli_common.h"
+#include "apps/commands.h"
+#include "attention/spec.h"
+#include "io/atomic_file.h"
+#include "io/video.h"
+
+namespace ditgen::app {
+namespace {
+
+struct GenerateArgs {
+  GenerationFlags gen;
+  std::string attn = "dense";
+  std::string out, frames_dir, sheet, json;
+  double fps = 8;
+  bool overwrite = false;
+};
+
+void run_generate(const GenerateArgs& a) {
+  set_threads(a.gen.threads);
+  check_output_path(a.out, a.overwrite, true);
+  if (!a.sheet.empty()) {
+    check_output_path(a.sheet, a.overwrite, true);
+    if (io::extension(a.sheet) != ".png") throw UsageError("--sheet '" + a.sheet + "' must end in .png");
+  }
+  if (!a.json.empty()) check_output_path(a.json, a.overwrite, false);
+  if (!(a.fps > 0 && a.fps <= 1000)) throw UsageError("--fps " + std::to_string(a.fps) + " is out of range: expected (0, 1000]");
+  attn::KernelOptions kopt;
+  std::unique_ptr<attn::AttentionBackend> backend;
+  try {
+    kopt.isa = attn::resolve_isa(attn::parse_isa(a.gen.isa));
+    backend = attn::make_backend(a.attn, kopt);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  auto model = load_model(a.gen.model);
+  GenerateOptions opt = a.gen.options(model->config());
+  io::install_interrupt_handlers();
+  GenerateResult r;
+  try {
+    r = generate(*model, *backend, opt);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  io::write_output(a.out, r.frames, a.fps, a.overwrite);
+  if (!a.frames_dir.empty()) io::write_frames_dir(a.frames_dir, r.frames, a.overwrite);
+  if (!a.sheet.empty()) io::write_contact_sheet(a.sheet, r.frames, a.overwrite);
+  std::cerr << "wrote " << a.out << " (" << r.frames.frames << " frames, " << r.frames.width << "x" << r.frames.height
+            << ") in " << r.seconds << " s; attention " << r.profile.attention_seconds << " s, density "
+            << r.profile.mean_density() << "\n";
+  if (!a.json.empty()) {
+    nlohmann::json j;
+    j["attn"] = r.attn_spec;
+    j["seconds"] = r.seconds;
+    j["seconds_per_step"] = r.seconds_per_step;
+    j["attention_seconds"] = r.profile.attention_seconds;
+    j["linear_seconds"] = r.profile.linear_seconds;
+    j["other_seconds"] = r.profile.other_seconds;
+    j["tokens"] = r.tokens;
+    j["density"] = r.profile.mean_density();
+    std::vector<double> per_layer;
+    for (size_t l = 0; l < r.profile.layer_calls.size(); ++l)
+      per_layer.push_back(r.profile.layer_calls[l] ? r.profile.layer_density_sum[l] / r.profile.layer_calls[l] : 1.0);
+    j["layer_density"] = per_layer;
+    j["peak_rss_mb"] = peak_rss_mb();
+    j["frames"] = opt.shape.frames;
+    j["height"] = opt.shape.height;
+    j["width"] = opt.shape.width;
+    j["steps"] = opt.steps;
+    j["cfg"] = opt.cfg;
+    j["seed"] = opt.seed;
+    j["solver"] = opt.solver;
+    j["labels"] = opt.labels;
+    j["model"] = a.gen.model;
+    j["threads"] = a.gen.threads;
+    j["attn_report"] = nlohmann::json::parse(r.attn_report);
+    write_json(a.json, j, a.overwrite);
+  }
+}
+
+const Registrar reg("generate", "Generate a video (or an image with --frames 1) from a weight file", [](CLI::App& sub) {
+  auto a = std::make_shared<GenerateArgs>();
+  a->gen.add(sub);
+  sub.add_option("--attn", a->attn, "Attention method spec NAME[:key=value,...] (see docs/attention.md)");
+  sub.add_option("--out", a->out, "Output: .mp4 (H.264), .mkv (lossless FFV1) or .png")->required();
+  sub.add_option("--frames-dir", a->frames_dir, "Also write every frame as PNG into this directory");
+  sub.add_option("--sheet", a->sheet, "Also write a contact sheet PNG (all frames in a grid)");
+  sub.add_option("--json", a->json, "Write a machine-readable run summary");
+  sub.add_option("--fps", a->fps, "Frames per second of the video");
+  sub.add_flag("--overwrite", a->overwrite, "Replace existing output files");
+  sub.callback([a] { run_generate(*a); });
+});
+
+}  // namespace
+}  // namespace ditgen::app

@@ -1,0 +1,162 @@
+#include "apps/pipeline.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "dit/decoder.h"
+#include "io/atomic_file.h"
+#include "io/weights_h5.h"
+#include "sampler/sampler.h"
+
+namespace ditgen::app {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+DiTConfig tiny_config() {
+  DiTConfig c;
+  c.dim = 64;
+  c.ffn_dim = 128;
+  c.num_heads = 2;
+  c.num_layers = 2;
+  c.freq_dim = 32;
+  c.ctx_dim = 32;
+  c.frame_height = 32;
+  c.frame_width = 32;
+  c.sample_steps = 4;
+  return c;
+}
+
+void draw_progress(int done, int total, double elapsed) {
+  const int width = 30;
+  const int filled = total ? width * done / total : width;
+  const double rate = elapsed > 0 ? done / elapsed : 0;
+  const double eta = rate > 0 ? (total - done) / rate : 0;
+  std::fprintf(stderr, "\r[%.*s%*s] %d/%d steps  %.2f s/step  ETA %.0f s ", filled,
+               "##############################", width - filled, "", done, total, rate > 0 ? 1.0 / rate : 0.0, eta);
+  if (done == total) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+}  // namespace
+
+std::unique_ptr<DiTModel> load_model(const std::string& spec) {
+  if (spec == "builtin:tiny") {
+    const DiTConfig c = tiny_config();
+    return std::make_unique<DiTModel>(c, DiTWeights::random(c, 1234));
+  }
+  io::LoadedModel m = io::load_weights(spec);
+  return std::make_unique<DiTModel>(m.config, std::move(m.weights));
+}
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
+}
+
+int64_t available_memory_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (f >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return int64_t(sysconf(_SC_AVPHYS_PAGES)) * sysconf(_SC_PAGESIZE);
+}
+
+GenerateResult generate(DiTModel& model, attn::AttentionBackend& backend, const GenerateOptions& opt) {
+  const DiTConfig& cfg = model.config();
+  opt.shape.validate(cfg);
+  if (opt.steps < 1 || opt.steps > 10000)
+    throw std::invalid_argument("steps = " + std::to_string(opt.steps) + " is out of range: expected 1 to 10000");
+  if (!std::isfinite(opt.cfg) || opt.cfg < 0 || opt.cfg > 100) {
+    std::ostringstream s;
+    s << "cfg = " << opt.cfg << " is out of range: expected 0 to 100";
+    throw std::invalid_argument(s.str());
+  }
+  const sampler::Solver solver = sampler::parse_solver(opt.solver);
+  const sampler::Guidance guidance(opt.cfg);
+  const int batch = guidance.active() ? 2 : 1;
+
+  // Conditioning: (B, L, E) with the conditional row first and the null row second.
+  Tensor ctx;
+  if (cfg.num_classes > 0) {
+    std::vector<std::vector<int>> labels{opt.labels};
+    if (batch == 2) labels.push_back(std::vector<int>(size_t(cfg.ctx_len), cfg.num_classes));
+    for (int l : opt.labels)
+      if (l < 0 || l >= cfg.num_classes)
+        throw std::invalid_argument("label " + std::to_string(l) + " is out of range: expected 0 to " +
+                                    std::to_string(cfg.num_classes - 1));
+    ctx = model.label_context(labels);
+  } else {
+    throw std::invalid_argument("raw-context models need --context (not supported by this build's generate yet)");
+  }
+
+  const int64_t need = model.estimate_peak_bytes(opt.shape, batch);
+  const int64_t limit = opt.memory_limit_bytes > 0 ? opt.memory_limit_bytes : available_memory_bytes();
+  if (need > limit) {
+    std::ostringstream s;
+    s << "this run needs about " << need / (1 << 20) << " MiB (" << opt.shape.tokens(cfg) << " tokens, batch " << batch
+      << ") but only " << limit / (1 << 20) << " MiB are available; use fewer frames or a smaller size";
+    throw std::runtime_error(s.str());
+  }
+
+  const int64_t n = int64_t(opt.shape.frames) * opt.shape.height * opt.shape.width * cfg.in_channels;
+  GenerateResult res;
+  res.tokens = opt.shape.tokens(cfg);
+  res.attn_spec = backend.spec();
+  res.video.resize(size_t(n));
+  sampler::gaussian_noise(opt.seed, res.video.data(), n);
+
+  std::vector<float> xin(size_t(batch * n)), vout(size_t(batch * n));
+  const std::vector<double> sigmas = sampler::flow_sigmas(opt.steps, cfg.sample_shift);
+  const auto t0 = Clock::now();
+  auto velocity = [&](const float* x, double sigma, int step, float* v) {
+    for (int b = 0; b < batch; ++b) std::copy_n(x, n, xin.data() + b * n);
+    const std::vector<double> t(size_t(batch), 1000.0 * sigma);
+    attn::AttentionContext actx;
+    actx.step = step;
+    actx.num_steps = opt.steps;
+    try {
+      model.forward(xin.data(), opt.shape, batch, t.data(), ctx, backend, actx, vout.data(), &res.profile);
+    } catch (const NumericalError& e) {
+      throw std::runtime_error("numerical guard: non-finite value at step " + std::to_string(step) + ", block " +
+                               std::to_string(e.layer()) + " (check the weights and the attention method)");
+    }
+    if (batch == 2) {
+      guidance.combine(vout.data(), vout.data() + n, v, n);
+    } else {
+      std::copy_n(vout.data(), n, v);
+    }
+  };
+  auto hook = [&](int step, int steps, const float* x) {
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(x[i]))
+        throw std::runtime_error("numerical guard: non-finite sample after step " + std::to_string(step));
+    if (opt.progress) draw_progress(step + 1, steps, std::chrono::duration<double>(Clock::now() - t0).count());
+    if (io::interrupt_requested()) throw io::Interrupted();
+  };
+  sampler::sample(solver, res.video.data(), n, sigmas, velocity, hook);
+  res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  res.seconds_per_step = res.seconds / opt.steps;
+  res.attn_report = backend.report_json();
+
+  PixelDecoder decoder;
+  std::vector<uint8_t> px;
+  const VideoShape out_shape = decoder.decode(res.video.data(), opt.shape, cfg.in_channels, px);
+  res.frames.frames = out_shape.frames;
+  res.frames.height = out_shape.height;
+  res.frames.width = out_shape.width;
+  res.frames.channels = cfg.in_channels;
+  res.frames.data = std::move(px);
+  return res;
+}
+
+}  // namespace ditgen::app

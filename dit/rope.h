@@ -1,0 +1,28 @@
+#pragma once
+// 3D rotary position embedding (docs/model.md §6): the head dimension is split into t, h and w
+// pairs, interleaved (x[2k], x[2k+1]); angles from the token's (t, h, w) in the layout.
+#include <cstdint>
+#include <vector>
+
+#include "dit/config.h"
+#include "dit/layout.h"
+
+namespace ditgen {
+
+class Rope3D {
+ public:
+  // Tables for every position of `layout` (layout order), angles in float64.
+  void build(const DiTConfig& cfg, const TokenLayout& layout);
+  // y (Dh) = rotate(x (Dh)) for the token at layout position i; in place allowed.
+  void apply(const float* x, int64_t i, float* y) const;
+  int pairs() const { return pairs_; }
+
+ private:
+  int pairs_ = 0;
+  std::vector<float> cos_, sin_;  // (N, Dh/2)
+};
+
+// Plain twin: rotates one head vector for coordinate c, everything in double.
+void rope_ref(const DiTConfig& cfg, const Coord& c, const float* x, float* y);
+
+}  // namespace ditgen

@@ -1,0 +1,33 @@
+#pragma once
+// Writing generated frames: H.264 .mp4 and lossless FFV1 .mkv through OpenCV's FFmpeg
+// backend, PNG through libpng (one image for T = 1, a contact sheet for T > 1), and a
+// directory of per-frame PNGs. Every file is written to a temporary path and renamed.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ditgen::io {
+
+struct Frames {
+  int frames = 0, height = 0, width = 0, channels = 1;
+  std::vector<uint8_t> data;  // (T, H, W, C)
+  const uint8_t* frame(int t) const { return data.data() + size_t(t) * height * width * channels; }
+};
+
+// Extensions the writer accepts, for validation before a long run.
+bool is_supported_output(const std::string& path);
+std::string supported_outputs();  // ".mp4, .mkv, .png"
+
+// Dispatches on the extension. Throws std::runtime_error naming the path on failure; no
+// file is left at `path` unless it succeeded.
+void write_output(const std::string& path, const Frames& f, double fps, bool overwrite);
+void write_png(const std::string& path, const uint8_t* pixels, int height, int width, int channels, bool overwrite);
+void write_contact_sheet(const std::string& path, const Frames& f, bool overwrite);
+void write_video(const std::string& path, const Frames& f, double fps, bool overwrite);
+// frame_0000.png ... into an existing or new directory.
+void write_frames_dir(const std::string& dir, const Frames& f, bool overwrite);
+
+// Reads a video (.mp4/.mkv), a PNG, or a directory of PNG frames back as grayscale or colour.
+Frames read_frames(const std::string& path, int channels = 1);
+
+}  // namespace ditgen::io

@@ -1,0 +1,148 @@
+// The ditgen binary end to end on a tiny random model written by the test itself.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/weights_h5.h"
+#include "tests/test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace ditgen {
+namespace {
+
+using test::run_ditgen;
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    DiTConfig c;
+    c.dim = 32;
+    c.ffn_dim = 48;
+    c.num_heads = 2;
+    c.num_layers = 2;
+    c.freq_dim = 16;
+    c.ctx_dim = 16;
+    c.frame_height = 16;
+    c.frame_width = 16;
+    c.sample_steps = 3;
+    DiTWeights w = DiTWeights::random(c, 11);
+    model = dir / "tiny.h5";
+    io::save_weights(model, c, w, io::DiskType::Float16, false);
+  }
+  size_t files_in_dir() const {
+    return size_t(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator{}));
+  }
+  test::TempDir dir;
+  std::string model;
+};
+
+TEST_F(Cli, GenerateWritesVideoFramesAndJson) {
+  const std::string out = dir / "v.mp4", json = dir / "run.json", frames = dir / "frames", sheet = dir / "sheet.png";
+  auto r = run_ditgen("generate --model " + model + " --labels 3,7 --frames 4 --steps 3 --cfg 4 --seed 1 --threads 2 --out " +
+                      out + " --frames-dir " + frames + " --sheet " + sheet + " --json " + json);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_GT(fs::file_size(out), 0u);
+  EXPECT_GT(fs::file_size(sheet), 0u);
+  for (int t = 0; t < 4; ++t) EXPECT_TRUE(fs::exists(frames + "/frame_000" + std::to_string(t) + ".png"));
+  std::ifstream f(json);
+  const auto j = nlohmann::json::parse(f);
+  for (const char* key : {"attn", "seconds", "seconds_per_step", "attention_seconds", "linear_seconds", "tokens", "density",
+                          "peak_rss_mb"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["tokens"], 4 * 4 * 4);
+  EXPECT_EQ(j["density"], 1.0);
+  EXPECT_EQ(j["attn"], "dense:block=64");
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+TEST_F(Cli, GenerateIsDeterministicAndImagesUseTheSamePath) {
+  // Containers embed random UIDs, so compare the PNG frames bit for bit.
+  const std::string common = "generate --model " + model + " --labels 1,2 --frames 3 --steps 2 --seed 5 --threads 1 ";
+  ASSERT_EQ(run_ditgen(common + "--out " + (dir / "a.mkv") + " --frames-dir " + (dir / "fa")).status, 0);
+  ASSERT_EQ(run_ditgen(common + "--out " + (dir / "b.mkv") + " --frames-dir " + (dir / "fb")).status, 0);
+  for (int t = 0; t < 3; ++t) {
+    const std::string name = "/frame_000" + std::to_string(t) + ".png";
+    EXPECT_EQ(slurp(dir / "fa" + name), slurp(dir / "fb" + name)) << name;
+  }
+  // A different seed gives a different video.
+  ASSERT_EQ(run_ditgen("generate --model " + model + " --labels 1,2 --frames 3 --steps 2 --seed 6 --threads 1 --out " +
+                       (dir / "c.mkv") + " --frames-dir " + (dir / "fc")).status, 0);
+  EXPECT_NE(slurp(dir / "fa/frame_0000.png"), slurp(dir / "fc/frame_0000.png"));
+  // T = 1 writes a single PNG.
+  const std::string img = dir / "img.png";
+  auto r = run_ditgen("generate --model " + model + " --labels 1,2 --frames 1 --steps 2 --out " + img);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(slurp(img).substr(1, 3), "PNG");
+}
+
+TEST_F(Cli, InspectPrintsConfigAndTensors) {
+  auto r = run_ditgen("inspect --model " + model);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("num_layers"), std::string::npos);
+  EXPECT_NE(r.output.find("blocks.1.ffn.2.weight"), std::string::npos);
+  EXPECT_NE(r.output.find("float16"), std::string::npos);
+}
+
+struct BadCase {
+  const char* what;
+  std::string args;
+  int status;
+  const char* message;
+};
+
+TEST_F(Cli, BadInputGivesAClearErrorAndNoOutput) {
+  const std::string out = dir / "o.mp4";
+  const std::string base = "generate --model " + model + " --steps 2 --frames 2 --out " + out;
+  const BadCase cases[] = {
+      {"missing model", "generate --model " + (dir / "nope.h5") + " --out " + out, 1, "no such file"},
+      {"not HDF5", "generate --model " + (dir / "junk.h5") + " --out " + out, 1, "not an HDF5 file"},
+      {"frames vs patch", "generate --model " + model + " --height 18 --out " + out, 2, "height = 18 is not divisible"},
+      {"unknown attn", base + " --attn sparkle", 2, "unknown attention method 'sparkle'"},
+      {"unknown attn key", base + " --attn dense:blok=64", 2, "no key 'blok'"},
+      {"bad labels", base + " --labels 3,x", 2, "'x' is not an integer"},
+      {"label range", base + " --labels 3,12", 2, "label 12 is out of range"},
+      {"bad number", base + " --steps abc", 2, "steps"},
+      {"missing dir", "generate --model " + model + " --out " + (dir / "no/such/dir/o.mp4"), 2, "does not exist"},
+      {"extension", "generate --model " + model + " --out " + (dir / "o.gif"), 2, "unknown extension '.gif'"},
+      {"unknown solver", base + " --solver rk4", 2, "rk4"},
+  };
+  std::ofstream(dir / "junk.h5") << "junk";
+  for (const auto& c : cases) {
+    auto r = run_ditgen(c.args);
+    EXPECT_EQ(r.status, c.status) << c.what << ": " << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.what << ": " << r.output;
+    EXPECT_FALSE(fs::exists(out)) << c.what;
+  }
+  // Only the model and the junk file are left: no temporaries.
+  EXPECT_EQ(files_in_dir(), 2u);
+}
+
+TEST_F(Cli, ExistingOutputNeedsOverwrite) {
+  const std::string out = dir / "o.png";
+  std::ofstream(out) << "keep me";
+  auto r = run_ditgen("generate --model " + model + " --frames 1 --steps 1 --out " + out);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("already exists"), std::string::npos) << r.output;
+  std::ifstream f(out);
+  std::string s((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_EQ(s, "keep me");
+  EXPECT_EQ(run_ditgen("generate --model " + model + " --frames 1 --steps 1 --overwrite --out " + out).status, 0);
+  EXPECT_GT(fs::file_size(out), 7u);
+}
+
+TEST_F(Cli, UnwritableOutputDirectory) {
+  // /proc accepts no new files, even from root (who ignores permission bits).
+  auto r = run_ditgen("generate --model " + model + " --frames 1 --steps 1 --out /proc/ditgen-test.png");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("not writable"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace ditgen
