@@ -38,6 +38,9 @@ class AttentionBackend {
   virtual double last_density() const { return 1.0; }
   // The token order the engine should run in on a Tp x Hp x Wp grid (applied once per forward).
   virtual TokenLayout layout(int tp, int hp, int wp) const { return TokenLayout(tp, hp, wp); }
+  // Whether the last attend() computed pair (query q, key k) of head `head` (0..B*NH-1),
+  // positions in the engine's layout order. Used to measure attention recall.
+  virtual bool last_allows(int head, int64_t q, int64_t k) const { return true; }
   // Human-readable notes for --json (e.g. profiling cost, switch steps); empty by default.
   virtual std::string report_json() const { return "{}"; }
 };

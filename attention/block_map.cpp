@@ -45,7 +45,7 @@ void BlockMap::validate() const {
          std::to_string(partial_cols.size() * size_t(words_per_block())));
   for (int32_t m : head_map)
     if (m < 0 || m >= num_maps) fail("head_map entry " + std::to_string(m) + " is not a map index 0.." + std::to_string(num_maps - 1));
-  std::vector<char> seen(size_t(nb));
+  std::vector<char> seen(static_cast<size_t>(nb));
   for (int map = 0; map < num_maps; ++map) {
     for (int qb = 0; qb < nb; ++qb) {
       const int64_t r = row(map, qb);

@@ -12,9 +12,9 @@ void reference_attention(const float* q, const float* k, const float* v, float* 
   const double scale = 1.0 / std::sqrt(double(head_dim));
 #pragma omp parallel
   {
-    std::vector<double> s(size_t(tokens));
-    std::vector<char> allowed(size_t(tokens));
-    std::vector<double> acc(size_t(head_dim));
+    std::vector<double> s(static_cast<size_t>(tokens));
+    std::vector<char> allowed(static_cast<size_t>(tokens));
+    std::vector<double> acc(static_cast<size_t>(head_dim));
 #pragma omp for collapse(2) schedule(dynamic, 16)
     for (int h = 0; h < heads; ++h) {
       for (int64_t i = 0; i < tokens; ++i) {

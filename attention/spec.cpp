@@ -3,6 +3,9 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "attention/methods.h"
+#include "attention/sparse_backend.h"
+
 namespace ditgen::attn {
 
 AttnSpec parse_spec(const std::string& text) {
@@ -24,17 +27,34 @@ AttnSpec parse_spec(const std::string& text) {
   return s;
 }
 
+std::unique_ptr<AttentionBackend> make_dense(const AttnSpec& spec, const KernelOptions& opt) {
+  KeySet keys("dense", spec);
+  const int block = keys.integer("block", 64, 1, 1024);
+  keys.finish();
+  return std::make_unique<DenseBackend>(block, opt);
+}
+
+const std::vector<MethodInfo>& methods() {
+  static const std::vector<MethodInfo> list = {
+      {"dense", "exact attention over every block", &make_dense},
+      {"radial", "Radial Attention's static energy-decay mask (frame-major, 128-block shrink rule)", &make_radial},
+      {"radial3d", "radial decay with a 3D spatial window in tile units", &make_radial3d},
+      {"window", "3D sliding tile window (STA/NATTEN) plus first-frame sink and optional tile summaries", &make_window},
+      {"svg", "Sparse VideoGen: per-head spatial or temporal band chosen by online profiling", &make_svg},
+      {"topp", "dynamic key blocks reaching softmax mass p from mean-pooled q and k blocks", &make_topp},
+      {"paro", "PAROAttention: per-head axis order and static block mask from `ditgen calibrate`", &make_paro},
+  };
+  return list;
+}
+
 std::unique_ptr<AttentionBackend> make_backend(const std::string& text, const KernelOptions& opt) {
   const AttnSpec s = parse_spec(text);
-  if (s.name == "dense") {
-    int block = 64;
-    for (const auto& [k, v] : s.params) {
-      if (k != "block") throw std::invalid_argument("attention method 'dense' has no key '" + k + "' (keys: block)");
-      block = std::stoi(v);
-    }
-    return std::make_unique<DenseBackend>(block, opt);
+  std::string known;
+  for (const MethodInfo& m : methods()) {
+    if (m.name == s.name) return m.make(s, opt);
+    known += (known.empty() ? "" : ", ") + m.name;
   }
-  throw std::invalid_argument("unknown attention method '" + s.name + "' (known: dense)");
+  throw std::invalid_argument("unknown attention method '" + s.name + "' (known: " + known + ")");
 }
 
 }  // namespace ditgen::attn

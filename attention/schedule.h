@@ -1,0 +1,47 @@
+#pragma once
+// Step-aware dense-to-sparse switching shared by every sparse method.
+//   dense_steps = N      the first N sampler steps run dense
+//   dense_steps = 0.25   the first floor(0.25 * num_steps) steps run dense (a number with a '.')
+//   dense_steps = auto   each layer runs dense until a sampled-row estimate of the sparse output's
+//                        relative error against dense falls to auto_tol or under, then sparse
+//   dense_layers = N     the first N layers always run dense
+#include <string>
+#include <vector>
+
+namespace ditgen::attn {
+
+struct DenseSchedule {
+  enum class Kind { Count, Fraction, Auto };
+  Kind kind = Kind::Count;
+  int count = 0;
+  double fraction = 0;
+  int dense_layers = 0;
+  double auto_tol = 0.05;  // relative L2 error of the sampled rows
+  int auto_rows = 64;      // query rows sampled per estimate
+
+  // Throws std::invalid_argument naming the bad value.
+  static DenseSchedule parse(const std::string& dense_steps, int dense_layers);
+  std::string steps_str() const;  // canonical dense_steps text
+  // Steps run dense under Count / Fraction for a run of num_steps (Auto: 0).
+  int fixed_dense_steps(int num_steps) const;
+  bool layer_dense(int layer) const { return layer < dense_layers; }
+};
+
+// Per-layer state of dense_steps=auto: the step at which each layer switched (-1: not yet).
+class AutoSwitch {
+ public:
+  // Call at every attend: resets the state when a new run starts (the step went back).
+  void begin_call(int step, int num_layers);
+  bool switched(int layer) const;
+  int switch_step(int layer) const;  // first step run sparse, or -1
+  void record(int layer, int step, double error, bool switch_now);
+  const std::vector<int>& switch_steps() const { return switch_step_; }
+  const std::vector<double>& last_errors() const { return last_error_; }
+
+ private:
+  int last_step_ = -1;
+  std::vector<int> switch_step_;
+  std::vector<double> last_error_;
+};
+
+}  // namespace ditgen::attn

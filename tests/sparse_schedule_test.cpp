@@ -1,0 +1,99 @@
+// Step-aware dense-to-sparse switching: fixed counts, fractions, dense layers and auto.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "attention/schedule.h"
+#include "attention/sparse_backend.h"
+#include "attention/spec.h"
+
+using namespace ditgen;
+using namespace ditgen::attn;
+
+namespace {
+
+struct Runner {
+  int heads = 2, dh = 8;
+  TokenLayout layout;
+  std::vector<float> q, k, v, out;
+  explicit Runner(const AttentionBackend& b, bool constant_v = false) : layout(b.layout(4, 8, 8)) {
+    const int64_t n = layout.tokens();
+    std::mt19937 g(11);
+    std::normal_distribution<float> d;
+    for (auto* a : {&q, &k, &v}) {
+      a->resize(size_t(heads) * size_t(n) * size_t(dh));
+      for (float& f : *a) f = d(g);
+    }
+    if (constant_v)
+      for (size_t i = 0; i < v.size(); ++i) v[i] = float(i % size_t(dh));
+    out.resize(q.size());
+  }
+  double call(AttentionBackend& b, int step, int steps, int layer, int layers) {
+    AttentionInputs in{q.data(), k.data(), v.data(), 1, heads, layout.tokens(), dh, &layout};
+    b.attend(in, out.data(), AttentionContext{step, steps, layer, layers});
+    return b.last_density();
+  }
+};
+
+}  // namespace
+
+TEST(SparseSchedule, ParsesCountsFractionsAndAuto) {
+  EXPECT_EQ(DenseSchedule::parse("3", 0).fixed_dense_steps(50), 3);
+  EXPECT_EQ(DenseSchedule::parse("0.25", 0).fixed_dense_steps(50), 12);  // radial: 12 of 50
+  EXPECT_EQ(DenseSchedule::parse("0.2", 0).fixed_dense_steps(50), 10);   // svg: 10 of 50
+  EXPECT_EQ(DenseSchedule::parse("0.25", 0).fixed_dense_steps(20), 5);
+  EXPECT_EQ(DenseSchedule::parse("1.0", 0).steps_str(), "1.0");
+  EXPECT_EQ(DenseSchedule::parse("1", 0).steps_str(), "1");
+  EXPECT_EQ(DenseSchedule::parse("auto", 2).kind, DenseSchedule::Kind::Auto);
+  EXPECT_THROW(DenseSchedule::parse("1.5", 0), std::invalid_argument);
+  EXPECT_THROW(DenseSchedule::parse("-1", 0), std::invalid_argument);
+  EXPECT_THROW(DenseSchedule::parse("some", 0), std::invalid_argument);
+  EXPECT_THROW(DenseSchedule::parse("2", -1), std::invalid_argument);
+}
+
+TEST(SparseSchedule, FixedCountSwitchesAtTheStepItSays) {
+  auto b = make_backend("window:tile=1x4x4,window=1x1x1,block=16,dense_steps=3,dense_layers=1");
+  Runner r(*b);
+  for (int step = 0; step < 6; ++step)
+    for (int layer = 0; layer < 3; ++layer) {
+      const double d = r.call(*b, step, 6, layer, 3);
+      if (step < 3 || layer < 1) EXPECT_EQ(d, 1.0) << step << " " << layer;
+      else EXPECT_LT(d, 0.5) << step << " " << layer;
+    }
+}
+
+TEST(SparseSchedule, FractionOfTheRun) {
+  auto b = make_backend("window:tile=1x4x4,window=1x1x1,block=16,dense_steps=0.25,dense_layers=0");
+  Runner r(*b);
+  EXPECT_EQ(r.call(*b, 4, 20, 0, 1), 1.0);  // floor(0.25 * 20) = 5 dense steps
+  EXPECT_LT(r.call(*b, 5, 20, 0, 1), 1.0);
+  EXPECT_EQ(r.call(*b, 1, 10, 0, 1), 1.0);  // floor(2.5) = 2 dense steps
+  EXPECT_LT(r.call(*b, 2, 10, 0, 1), 1.0);
+}
+
+TEST(SparseSchedule, AutoSwitchesEachLayerOnceTheErrorIsSmall) {
+  // Constant values per channel: every mask gives the dense output, the error is 0.
+  auto b = make_backend("window:tile=1x4x4,window=1x1x1,block=16,dense_steps=auto,dense_layers=1,auto_tol=0.01");
+  Runner r(*b, true);
+  for (int layer = 0; layer < 3; ++layer) EXPECT_EQ(r.call(*b, 0, 4, layer, 3), 1.0);  // estimate at step 0
+  EXPECT_EQ(r.call(*b, 1, 4, 0, 3), 1.0);  // dense layer
+  EXPECT_LT(r.call(*b, 1, 4, 1, 3), 1.0);
+  EXPECT_LT(r.call(*b, 1, 4, 2, 3), 1.0);
+  auto* sb = dynamic_cast<SparseBackend*>(b.get());
+  ASSERT_NE(sb, nullptr);
+  EXPECT_EQ(sb->auto_switch_steps(), (std::vector<int>{-1, 1, 1}));
+  const auto j = nlohmann::json::parse(b->report_json());
+  EXPECT_EQ(j["auto"]["switch_step"], nlohmann::json::parse("[-1, 1, 1]"));
+  // A new run (the step goes back) starts dense again.
+  EXPECT_EQ(r.call(*b, 0, 4, 1, 3), 1.0);
+}
+
+TEST(SparseSchedule, AutoStaysDenseWhileTheErrorIsLarge) {
+  auto b = make_backend("window:tile=1x4x4,window=1x1x1,block=16,dense_steps=auto,dense_layers=0,auto_tol=0.001");
+  Runner r(*b);
+  for (int step = 0; step < 4; ++step) EXPECT_EQ(r.call(*b, step, 4, 0, 1), 1.0);
+  const auto j = nlohmann::json::parse(b->report_json());
+  EXPECT_EQ(j["auto"]["switch_step"][0], -1);
+  EXPECT_GT(j["auto"]["last_error"][0].get<double>(), 0.001);
+}
