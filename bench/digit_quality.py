@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Digit score of generated videos: how often the shipped classifier reads the requested labels.
+
+Generates N videos with `ditgen generate` (random label pairs and seeds, fixed here), scores
+each with `ditgen score-digits`, and reports the share of correct frames over all scored
+frames (frames whose digits overlap are counted apart), splicing a Markdown section into
+bench/RESULTS.md between <!-- digit_quality:FRAMES:ATTN:begin/end --> markers.
+
+Usage (from the repository root, after building):
+  python3 bench/digit_quality.py --videos 50 --frames 16 [--attn dense] [--threads 2]
+"""
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cases(n):
+    rng = random.Random(20261123)  # fixed: the same label pairs and seeds every run
+    return [(rng.randrange(10), rng.randrange(10), 1000 + i) for i in range(n)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--videos", type=int, default=50)
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--attn", default="dense")
+    ap.add_argument("--steps", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "digits-dit.h5"))
+    ap.add_argument("--ditgen", default=os.path.join(ROOT, "build", "apps", "ditgen"))
+    ap.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "digits"))
+    ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    args = ap.parse_args()
+    os.makedirs(args.out_dir, exist_ok=True)
+    total = {"frames": 0, "scored": 0, "correct": 0, "overlap": 0, "seconds": 0.0}
+    per_video = []
+    for i, (a, b, seed) in enumerate(cases(args.videos)):
+        video = os.path.join(args.out_dir, f"f{args.frames}_{i:03d}.mkv")
+        run_json, score_json = video + ".run.json", video + ".score.json"
+        gen = [args.ditgen, "generate", "--model", args.model, "--labels", f"{a},{b}", "--frames", str(args.frames),
+               "--seed", str(seed), "--attn", args.attn, "--threads", str(args.threads), "--out", video,
+               "--json", run_json, "--overwrite"]
+        if args.steps:
+            gen += ["--steps", str(args.steps)]
+        subprocess.run(gen, check=True, stderr=subprocess.DEVNULL)
+        subprocess.run([args.ditgen, "score-digits", "--video", video, "--labels", f"{a},{b}", "--json", score_json,
+                        "--overwrite"], check=True, stdout=subprocess.DEVNULL)
+        with open(score_json) as f:
+            s = json.load(f)
+        with open(run_json) as f:
+            r = json.load(f)
+        total["frames"] += s["frames"]
+        total["scored"] += s["scored_frames"]
+        total["correct"] += s["correct_frames"]
+        total["overlap"] += s["overlap_frames"]
+        total["seconds"] += r["seconds"]
+        per_video.append({"labels": [a, b], "seed": seed, "fraction": s["fraction"], "seconds": r["seconds"]})
+        print(f"{i + 1}/{args.videos} labels {a},{b} seed {seed}: {s['correct_frames']}/{s['scored_frames']} correct, "
+              f"{s['overlap_frames']} overlap, {r['seconds']:.1f} s", flush=True)
+    frac = total["correct"] / total["scored"] if total["scored"] else float("nan")
+    videos_ok = sum(1 for v in per_video if v["fraction"] is not None and v["fraction"] >= 0.9)
+    command = " ".join(["python3", "bench/digit_quality.py"] + sys.argv[1:])
+    text = (f"Command: `{command}`\n\n"
+            f"{args.videos} videos of {args.frames} frames, attention `{args.attn}`: "
+            f"**{100 * frac:.1f}% of scored frames correct** ({total['correct']}/{total['scored']}); "
+            f"{total['overlap']} of {total['frames']} frames had overlapping digits and were counted apart; "
+            f"{videos_ok}/{args.videos} videos at ≥ 90% correct; mean generation time "
+            f"{total['seconds'] / args.videos:.1f} s per video.")
+    begin = f"<!-- digit_quality:{args.frames}:{args.attn}:begin -->"
+    end = f"<!-- digit_quality:{args.frames}:{args.attn}:end -->"
+    body = open(args.results).read() if os.path.exists(args.results) else "# Benchmark results\n"
+    block = f"{begin}\n{text}\n{end}"
+    if begin in body and end in body:
+        body = body[:body.index(begin)] + block + body[body.index(end) + len(end):]
+    else:
+        body = body.rstrip("\n") + f"\n\n## Digit score, {args.frames} frames, `{args.attn}`\n\n{block}\n"
+    with open(args.results + ".tmp", "w") as f:
+        f.write(body)
+    os.replace(args.results + ".tmp", args.results)
+    with open(os.path.join(args.out_dir, f"summary_f{args.frames}_{args.attn.replace(':', '_')}.json"), "w") as f:
+        json.dump({"total": total, "fraction": frac, "videos": per_video}, f, indent=2)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Quality/speed sweep of every sparse-attention method against dense (`ditgen compare`).
+
+Runs `ditgen compare` for each (length, seed, labels) case with every method at several
+densities, then writes, per length, the median over cases of PSNR, SSIM, density, recall and
+end-to-end / attention speedup per configuration, a Pareto plot (PSNR against end-to-end
+speedup, one curve per method) and a Markdown table spliced into bench/RESULTS.md between
+the markers <!-- quality_sweep:FRAMES:begin --> and <!-- quality_sweep:FRAMES:end -->.
+
+Usage (from the repository root, after building):
+  python3 bench/quality_sweep.py --frames 16 [--cases 2] [--out-dir bench/sweep] [--threads 2]
+  python3 bench/quality_sweep.py --frames 64 --cases 1 --set short
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+# Each method at several densities (the same set at both lengths, so the comparison is side by
+# side). dense_steps/dense_layers are the methods' published defaults unless the spec says.
+SPECS = {
+    "full": [
+        "radial:block=64",
+        "radial:block=64,decay=1",
+        "radial3d:decay=1",
+        "radial3d:decay=0.5",
+        "radial3d:decay=0.25",
+        "window:window=3x3x3,tile=4x4x4",
+        "window:window=1x3x3,tile=4x4x4",
+        "window:window=3x1x1,tile=4x4x4",
+        "svg:density=0.3,block=64",
+        "svg:density=0.2,block=64",
+        "svg:density=0.1,block=64",
+        "topp:p=0.9",
+        "topp:p=0.7",
+        "topp:p=0.5",
+    ],
+}
+SPECS["short"] = [s for i, s in enumerate(SPECS["full"]) if i % 2 == 0]
+
+# Fixed cases: (seed, labels).
+CASES = [(0, "3,7"), (1, "1,8"), (2, "0,5"), (3, "4,9"), (4, "2,6")]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def method_of(spec):
+    return spec.split(":")[0]
+
+
+def run_case(args, frames, seed, labels, specs, out_json):
+    cmd = [args.ditgen, "compare", "--model", args.model, "--frames", str(frames), "--seed", str(seed),
+           "--labels", labels, "--threads", str(args.threads), "--json", out_json, "--overwrite"]
+    if args.steps:
+        cmd += ["--steps", str(args.steps)]
+    for s in specs:
+        cmd += ["--attn", s]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    with open(out_json) as f:
+        return json.load(f)
+
+
+def as_float(v):
+    if v == "inf":
+        return float("inf")
+    return float("nan") if v is None else float(v)
+
+
+def summarise(results):
+    by_spec = {}
+    for r in results:
+        for run in r["runs"]:
+            by_spec.setdefault(run["attn"], []).append(run)
+    rows = []
+    for attn, runs in by_spec.items():
+        med = lambda k: statistics.median(as_float(x[k]) for x in runs)
+        rows.append({
+            "attn": attn, "method": method_of(attn), "cases": len(runs),
+            "psnr_db": med("psnr_db"), "ssim": med("ssim"), "density": med("density"),
+            "speedup_e2e": med("speedup_e2e"), "speedup_attention": med("speedup_attention"),
+            "attention_recall": med("attention_recall"),
+            "digit_score": med("digit_score") if runs[0].get("digit_score") is not None else float("nan"),
+        })
+    return rows
+
+
+def plot(rows, frames, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for m in sorted({r["method"] for r in rows}):
+        pts = sorted((r["speedup_e2e"], min(r["psnr_db"], 60.0)) for r in rows if r["method"] == m)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=m)
+    ax.set_xlabel("end-to-end speedup over dense (x)")
+    ax.set_ylabel("PSNR vs dense (dB, 8-bit, capped at 60)")
+    ax.set_title(f"Sparse attention on the digits model, {frames} frames")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def table(rows, frames, base, command):
+    lines = [f"Command: `{command}`", "",
+             f"Dense baseline: {base['seconds']:.1f} s end to end, {base['attention_seconds']:.1f} s in attention "
+             f"(median over cases); digit score {base.get('digit_score')}.", "",
+             "| attn | PSNR dB | SSIM | density | recall | e2e speedup | attention speedup | digit score |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["method"], -r["density"])):
+        lines.append(f"| `{r['attn']}` | {r['psnr_db']:.2f} | {r['ssim']:.4f} | {r['density']:.3f} | "
+                     f"{r['attention_recall']:.3f} | {r['speedup_e2e']:.2f} | {r['speedup_attention']:.2f} | "
+                     f"{r['digit_score']:.3f} |")
+    return "\n".join(lines)
+
+
+def splice(results_md, frames, text):
+    begin, end = f"<!-- quality_sweep:{frames}:begin -->", f"<!-- quality_sweep:{frames}:end -->"
+    body = open(results_md).read() if os.path.exists(results_md) else "# Benchmark results\n"
+    block = f"{begin}\n{text}\n{end}"
+    if begin in body and end in body:
+        body = body[:body.index(begin)] + block + body[body.index(end) + len(end):]
+    else:
+        body = body.rstrip("\n") + f"\n\n## Quality sweep, {frames} frames\n\n{block}\n"
+    tmp = results_md + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(body)
+    os.replace(tmp, results_md)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--cases", type=int, default=2, help=f"how many of the fixed cases to run (1..{len(CASES)})")
+    ap.add_argument("--set", choices=sorted(SPECS), default="full")
+    ap.add_argument("--spec", action="append", help="override the spec list (repeatable)")
+    ap.add_argument("--steps", type=int, default=0, help="sampling steps (default: the model's)")
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "digits-dit.h5"))
+    ap.add_argument("--ditgen", default=os.path.join(ROOT, "build", "apps", "ditgen"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "sweep"))
+    ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    args = ap.parse_args()
+    if not 1 <= args.cases <= len(CASES):
+        sys.exit(f"--cases {args.cases} is out of range 1..{len(CASES)}")
+    specs = args.spec or SPECS[args.set]
+    os.makedirs(args.out_dir, exist_ok=True)
+    results = []
+    for seed, labels in CASES[:args.cases]:
+        out = os.path.join(args.out_dir, f"compare_f{args.frames}_s{seed}.json")
+        results.append(run_case(args, args.frames, seed, labels, specs, out))
+    rows = summarise(results)
+    base = {k: statistics.median(float(r["baseline"][k]) for r in results) for k in ("seconds", "attention_seconds")}
+    scores = [r["baseline"].get("digit_score") for r in results if r["baseline"].get("digit_score") is not None]
+    base["digit_score"] = round(statistics.median(scores), 3) if scores else None
+    png = os.path.join(ROOT, "bench", f"pareto_{args.frames}f.png")
+    plot(rows, args.frames, png)
+    command = " ".join(["python3", "bench/quality_sweep.py"] + sys.argv[1:])
+    text = table(rows, args.frames, base, command) + f"\n\n![Pareto, {args.frames} frames](pareto_{args.frames}f.png)"
+    splice(args.results, args.frames, text)
+    with open(os.path.join(args.out_dir, f"summary_f{args.frames}.json"), "w") as f:
+        json.dump({"baseline": base, "rows": rows}, f, indent=2)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
