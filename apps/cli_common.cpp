@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -40,6 +41,14 @@ void set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
 
+namespace {
+std::string num(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+}  // namespace
+
 void GenerationFlags::add(CLI::App& sub) {
   sub.add_option("--model", model, "Weight file (HDF5), or builtin:tiny")->required();
   sub.add_option("--labels", labels, "Condition: comma-separated class labels (two digits for the digits model)");
@@ -48,7 +57,13 @@ void GenerationFlags::add(CLI::App& sub) {
   sub.add_option("--width", width, "Width in pixels (default: the model's)");
   sub.add_option("--steps", steps, "Sampling steps (default: the model's)");
   sub.add_option("--cfg", cfg, "Classifier-free guidance scale (1 = off; default: the model's)");
-  sub.add_option("--seed", seed, "Noise seed");
+  // CLI11 reads "-1" into a uint64_t as 2^64-1: refuse negative seeds instead of wrapping.
+  sub.add_option("--seed", seed, "Noise seed (0 to 2^64-1)")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            return v.find('-') == std::string::npos ? std::string() : "--seed " + v + " is out of range: expected 0 to 2^64-1";
+          },
+          "UINT64"));
   sub.add_option("--solver", solver, "euler, unipc or dpm++2m");
   sub.add_option("--threads", threads, "OpenMP threads (0 = all cores)");
   sub.add_option("--isa", isa, "Attention kernel path: auto, portable, avx2, avx512, avx512bf16");
@@ -60,7 +75,12 @@ GenerateOptions GenerationFlags::options(const DiTConfig& c) const {
   o.shape.frames = frames;
   o.shape.height = height > 0 ? height : c.frame_height;
   o.shape.width = width > 0 ? width : c.frame_width;
-  if (height < 0 || width < 0) throw UsageError("--height/--width must be positive");
+  if (height < 0 || width < 0) {
+    const bool h = height < 0;
+    throw UsageError(std::string(h ? "--height " : "--width ") + std::to_string(h ? height : width) +
+                     " is out of range: expected a positive multiple of the model's " + (h ? "patch_h = " : "patch_w = ") +
+                     std::to_string(h ? c.patch_h : c.patch_w) + ", or 0 for the model's default");
+  }
   try {
     o.shape.validate(c);
   } catch (const std::invalid_argument& e) {
@@ -69,7 +89,7 @@ GenerateOptions GenerationFlags::options(const DiTConfig& c) const {
   o.steps = steps > 0 ? steps : c.sample_steps;
   if (steps < 0 || o.steps > 10000) throw UsageError("--steps " + std::to_string(steps) + " is out of range: expected 1 to 10000");
   o.cfg = cfg >= 0 ? cfg : c.sample_cfg;
-  if (!(o.cfg <= 100)) throw UsageError("--cfg " + std::to_string(cfg) + " is out of range: expected 0 to 100");
+  if (std::isnan(cfg) || !(o.cfg <= 100)) throw UsageError("--cfg " + num(cfg) + " is out of range: expected 0 to 100");
   o.seed = seed;
   o.solver = solver;
   if (c.num_classes > 0) {
@@ -82,7 +102,8 @@ GenerateOptions GenerationFlags::options(const DiTConfig& c) const {
         throw UsageError("--labels '" + labels + "': label " + std::to_string(l) + " is out of range 0 to " +
                          std::to_string(c.num_classes - 1));
   }
-  if (max_memory_mb < 0) throw UsageError("--max-memory must be positive");
+  if (!(max_memory_mb >= 0 && max_memory_mb <= 1e9))
+    throw UsageError("--max-memory " + num(max_memory_mb) + " is out of range: expected 0 (the memory available) to 1e9 MiB");
   o.memory_limit_bytes = int64_t(max_memory_mb * 1024 * 1024);
   o.progress = isatty(2);
   return o;
@@ -98,6 +119,7 @@ void check_output_path(const std::string& path, bool overwrite, bool video) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw UsageError("output directory '" + dir.string() + "' does not exist");
   if (!io::directory_writable(dir.string())) throw UsageError("output directory '" + dir.string() + "' is not writable");
+  if (fs::is_directory(path, ec)) throw UsageError("output path '" + path + "' is a directory, expected a file name");
   if (fs::exists(path, ec) && !overwrite)
     throw UsageError("output file '" + path + "' already exists; pass --overwrite to replace it");
 }

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -99,12 +100,26 @@ GenerateResult generate(DiTModel& model, attn::AttentionBackend& backend, const 
     throw std::invalid_argument("raw-context models need --context (not supported by this build's generate yet)");
   }
 
-  const int64_t need = model.estimate_peak_bytes(opt.shape, batch);
+  // The int64 estimate overflows for absurd sizes (frames x height x width beyond 2^63): bound
+  // it in floating point first, with the same terms, and refuse such runs on that figure.
+  const double video_d = double(opt.shape.frames) * opt.shape.height * opt.shape.width * cfg.in_channels;
+  const double tokens_d = double(opt.shape.frames / cfg.patch_t) * double(opt.shape.height / cfg.patch_h) *
+                          double(opt.shape.width / cfg.patch_w);
+  const double rough = 4.0 * (6.0 * batch * video_d +
+                              batch * tokens_d * (10.0 * cfg.dim + std::max(cfg.ffn_dim, cfg.patch_values())));
+  const bool absurd = !(rough < 1e17);
+  const int64_t need = absurd ? 0 : model.estimate_peak_bytes(opt.shape, batch);
   const int64_t limit = opt.memory_limit_bytes > 0 ? opt.memory_limit_bytes : available_memory_bytes();
-  if (need > limit) {
+  if (absurd || need > limit) {
     std::ostringstream s;
-    s << "this run needs about " << need / (1 << 20) << " MiB (" << opt.shape.tokens(cfg) << " tokens, batch " << batch
-      << ") but only " << limit / (1 << 20) << " MiB are available; use fewer frames or a smaller size";
+    s << "this run needs about ";
+    if (absurd) {
+      s << rough / double(1 << 20) << " MiB (" << tokens_d;
+    } else {
+      s << need / (1 << 20) << " MiB (" << opt.shape.tokens(cfg);
+    }
+    s << " tokens, batch " << batch << ") but only " << limit / (1 << 20)
+      << " MiB are available; use fewer frames or a smaller size";
     throw std::runtime_error(s.str());
   }
 

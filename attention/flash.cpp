@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <memory>
@@ -233,6 +234,7 @@ void block_sparse_attention(const float* q, const float* k, const float* v, floa
   pb.qscale = float(1.4426950408889634 / std::sqrt(double(head_dim)));
 
   const int nthreads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+  std::unique_ptr<std::atomic<uint8_t>[]> kv_state;
   if (isa == Isa::Avx512Bf16) {
     const size_t d2 = size_t(head_dim + 1) & ~size_t(1);
     const size_t n2 = size_t(tokens + 1) & ~size_t(1);
@@ -240,32 +242,36 @@ void block_sparse_attention(const float* q, const float* k, const float* v, floa
     uint16_t* buf = bf16_buffer(kn + vn + 32);
     pb.kb = buf;
     pb.vb = buf + ((kn + 31) & ~size_t(31));
-#pragma omp parallel num_threads(nthreads)
-    convert_bf16_avx512(k, v, heads, tokens, head_dim, const_cast<uint16_t*>(pb.kb), const_cast<uint16_t*>(pb.vb));
+    const size_t states = size_t(heads) * size_t(nb);
+    kv_state.reset(new std::atomic<uint8_t>[states]);
+    for (size_t i = 0; i < states; ++i) kv_state[i].store(0, std::memory_order_relaxed);
+    pb.kv_state = kv_state.get();
   }
 
+  // Each thread claims its next item before computing the current one, so that the current
+  // one can prefetch the next one's queries; claims follow the heaviest-first order.
   int64_t empty_rows = 0;
   int64_t first_empty_item = -1;
   const int64_t n_items = int64_t(items.size());
-  bool alloc_failed = false;
+  std::atomic<int64_t> counter{0};
+  std::atomic<bool> alloc_failed{false};
 #pragma omp parallel num_threads(nthreads) reduction(+ : empty_rows)
   {
     float* raw = static_cast<float*>(std::aligned_alloc(64, ((scratch_floats(head_dim) * sizeof(float)) + 63) & ~size_t(63)));
-    if (!raw) {
-#pragma omp atomic write
-      alloc_failed = true;
-    }
+    if (!raw) alloc_failed = true;
     const Scratch sc = raw ? carve_scratch(raw, head_dim) : Scratch{};
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < n_items; ++t) {
-      if (!raw) continue;
+    int64_t t = raw ? counter.fetch_add(1) : n_items;
+    while (t < n_items) {
+      const int64_t t_next = counter.fetch_add(1);
       const Item& it = items[size_t(order[size_t(t)])];
-      const int e = tile(pb, it, sc);
+      const Item* next = t_next < n_items ? &items[size_t(order[size_t(t_next)])] : nullptr;
+      const int e = tile(pb, it, next, sc);
       if (e) {
         empty_rows += e;
 #pragma omp critical(ditgen_attn_empty)
-        if (first_empty_item < 0) first_empty_item = order[size_t(t)];
+        if (first_empty_item < 0 || order[size_t(t)] < first_empty_item) first_empty_item = order[size_t(t)];
       }
+      t = t_next;
     }
     std::free(raw);
   }

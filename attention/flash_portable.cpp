@@ -8,7 +8,7 @@
 
 namespace ditgen::attn::detail {
 
-int tile_portable(const Problem& pb, const Item& it, const Scratch& sc) {
+int tile_portable(const Problem& pb, const Item& it, const Item*, const Scratch& sc) {
   constexpr int T = kTile;
   const BlockMap& map = *pb.map;
   const int d = pb.head_dim;

@@ -88,7 +88,9 @@ struct V256 {
 }  // namespace
 
 bool built_avx2() { return true; }
-int tile_avx2(const Problem& pb, const Item& it, const Scratch& sc) { return FlashTile<V256>::run(pb, it, sc); }
+int tile_avx2(const Problem& pb, const Item& it, const Item* next, const Scratch& sc) {
+  return FlashTile<V256>::run(pb, it, next, sc);
+}
 
 }  // namespace ditgen::attn::detail
 
@@ -98,7 +100,7 @@ int tile_avx2(const Problem& pb, const Item& it, const Scratch& sc) { return Fla
 
 namespace ditgen::attn::detail {
 bool built_avx2() { return false; }
-int tile_avx2(const Problem&, const Item&, const Scratch&) { std::abort(); }
+int tile_avx2(const Problem&, const Item&, const Item*, const Scratch&) { std::abort(); }
 }  // namespace ditgen::attn::detail
 
 #endif

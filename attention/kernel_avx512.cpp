@@ -46,7 +46,9 @@ struct V512 {
 }  // namespace
 
 bool built_avx512() { return true; }
-int tile_avx512(const Problem& pb, const Item& it, const Scratch& sc) { return FlashTile<V512>::run(pb, it, sc); }
+int tile_avx512(const Problem& pb, const Item& it, const Item* next, const Scratch& sc) {
+  return FlashTile<V512>::run(pb, it, next, sc);
+}
 
 }  // namespace ditgen::attn::detail
 
@@ -56,7 +58,7 @@ int tile_avx512(const Problem& pb, const Item& it, const Scratch& sc) { return F
 
 namespace ditgen::attn::detail {
 bool built_avx512() { return false; }
-int tile_avx512(const Problem&, const Item&, const Scratch&) { std::abort(); }
+int tile_avx512(const Problem&, const Item&, const Item*, const Scratch&) { std::abort(); }
 }  // namespace ditgen::attn::detail
 
 #endif

@@ -5,7 +5,8 @@
 //   Oᵀ[c][i] += Σ_j V[j][c]·P[j][i]: pairs over keys; V pre-interleaved (vb[j/2][c][2]), P packed
 //                                     per chunk as pp[j/2][i][2]
 // Row sums are taken from the rounded probabilities (a vdpbf16ps against ones) so that numerator
-// and denominator see the same weights. Compiled with AVX-512 BF16 flags whatever DITGEN_NATIVE
+// and denominator see the same weights. K and V are converted per key block by the first item
+// that uses it (ensure_converted). Compiled with AVX-512 BF16 flags whatever DITGEN_NATIVE
 // says; only run where isa_supported(Avx512Bf16).
 #include "attention/kernel_impl.h"
 
@@ -17,7 +18,10 @@
 #endif
 #include <immintrin.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <sched.h>
 
 #include "attention/kernel_avx512_common.h"
 
@@ -39,12 +43,12 @@ inline __m512bh as_bh(__m512i x) { return (__m512bh)x; }
 
 template <int R>
 inline void micro_s(const uint32_t* __restrict K, int dp, const uint16_t* __restrict qp, float* __restrict s,
-                    const uint64_t* mask, __m512* bmax, const void* pf, int pfo, int npf) {
+                    const uint64_t* mask, __m512* bmax, const Prefetch& pf, int pfo) {
   __m512 acc[R][4];
   for (int r = 0; r < R; ++r)
     for (int g = 0; g < 4; ++g) acc[r][g] = _mm512_setzero_ps();
   for (int c = 0; c < dp; ++c) {
-    prefetch_line(pf, pfo + c, npf);
+    pf.line(pfo + c);
     __m512bh b[4];
     for (int g = 0; g < 4; ++g) b[g] = as_bh(_mm512_loadu_si512(qp + c * 2 * T + g * 32));
     for (int r = 0; r < R; ++r) {
@@ -63,12 +67,14 @@ inline void micro_s(const uint32_t* __restrict K, int dp, const uint16_t* __rest
 
 template <int R>
 inline void micro_pv(const uint32_t* __restrict Vp, int d, int pairs, const uint16_t* __restrict pp, float* __restrict o,
-                     const __m512* alpha, const void* pf, int pfo, int npf) {
+                     const __m512* alpha, bool first, const Prefetch& pf, int pfo) {
   __m512 acc[R][4];
   for (int r = 0; r < R; ++r)
-    for (int g = 0; g < 4; ++g) acc[r][g] = _mm512_mul_ps(_mm512_loadu_ps(o + r * T + g * 16), alpha[g]);
+    for (int g = 0; g < 4; ++g)
+      acc[r][g] = first ? _mm512_setzero_ps() : _mm512_mul_ps(_mm512_loadu_ps(o + r * T + g * 16), alpha[g]);
   for (int t = 0; t < pairs; ++t) {
-    prefetch_line(pf, pfo + t, npf);
+    pf.line(2 * (pfo + t));
+    pf.line(2 * (pfo + t) + 1);
     __m512bh b[4];
     for (int g = 0; g < 4; ++g) b[g] = as_bh(_mm512_loadu_si512(pp + t * 2 * T + g * 32));
     for (int r = 0; r < R; ++r) {
@@ -82,33 +88,33 @@ inline void micro_pv(const uint32_t* __restrict Vp, int d, int pairs, const uint
 
 template <int R = RS>
 inline void s_rows(int n, const uint32_t* K, int dp, const uint16_t* qp, float* s, const uint64_t* mask, __m512* bmax,
-                   const void* pf, int pfo, int npf) {
+                   const Prefetch& pf, int pfo) {
   if constexpr (R > 0) {
-    if (n == R) return micro_s<R>(K, dp, qp, s, mask, bmax, pf, pfo, npf);
-    return s_rows<R - 1>(n, K, dp, qp, s, mask, bmax, pf, pfo, npf);
+    if (n == R) return micro_s<R>(K, dp, qp, s, mask, bmax, pf, pfo);
+    return s_rows<R - 1>(n, K, dp, qp, s, mask, bmax, pf, pfo);
   }
 }
 template <int R = RO>
 inline void pv_rows(int n, const uint32_t* Vp, int d, int pairs, const uint16_t* pp, float* o, const __m512* alpha,
-                    const void* pf, int pfo, int npf) {
+                    bool first, const Prefetch& pf, int pfo) {
   if constexpr (R > 0) {
-    if (n == R) return micro_pv<R>(Vp, d, pairs, pp, o, alpha, pf, pfo, npf);
-    return pv_rows<R - 1>(n, Vp, d, pairs, pp, o, alpha, pf, pfo, npf);
+    if (n == R) return micro_pv<R>(Vp, d, pairs, pp, o, alpha, first, pf, pfo);
+    return pv_rows<R - 1>(n, Vp, d, pairs, pp, o, alpha, first, pf, pfo);
   }
 }
 
 // K rows k0 .. k0+len-1 (kb: dp pairs a row), V pairs from k0/2 (vb: d pairs a row).
-// nk, nk_lines: the next chunk's keys, prefetched during the PV product; this chunk's values
-// are prefetched during the S product.
+// This chunk's values are prefetched during the S product, `ahead` (the next chunk's keys, or the
+// output and the next item's queries) during the PV product.
 void chunk(const uint32_t* K, const uint32_t* Vp, int d, int dp, int len, const uint64_t* mask, const uint16_t* qp,
-           const Scratch& sc, const void* nk, int nk_lines) {
-  const int v_lines = int((int64_t((len + 1) / 2) * d + 15) / 16);
+           bool first, const Scratch& sc, const Prefetch& ahead) {
+  const Prefetch own{Vp, lines_of(int64_t((len + 1) / 2) * d * 4)};
   __m512 bmax[4];
   for (int g = 0; g < 4; ++g) bmax[g] = _mm512_set1_ps(-INFINITY);
   int j = 0, pfo = 0;
   for (; j + RS <= len; j += RS, pfo += dp)
-    micro_s<RS>(K + int64_t(j) * dp, dp, qp, sc.s + j * T, mask ? mask + j : nullptr, bmax, Vp, pfo, v_lines);
-  if (j < len) s_rows(len - j, K + int64_t(j) * dp, dp, qp, sc.s + j * T, mask ? mask + j : nullptr, bmax, Vp, pfo, v_lines);
+    micro_s<RS>(K + int64_t(j) * dp, dp, qp, sc.s + j * T, mask ? mask + j : nullptr, bmax, own, pfo);
+  if (j < len) s_rows(len - j, K + int64_t(j) * dp, dp, qp, sc.s + j * T, mask ? mask + j : nullptr, bmax, own, pfo);
   __m512 mu[4], lsum[4], alpha[4];
   for (int g = 0; g < 4; ++g) {
     const __m512 mo = _mm512_loadu_ps(sc.m + 16 * g);
@@ -136,52 +142,78 @@ void chunk(const uint32_t* K, const uint32_t* Vp, int d, int dp, int len, const 
   for (int g = 0; g < 4; ++g)
     _mm512_storeu_ps(sc.l + 16 * g, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(sc.l + 16 * g), alpha[g]), lsum[g]));
   int c = 0, kpfo = 0;
-  for (; c + RO <= d; c += RO, kpfo += pairs) micro_pv<RO>(Vp + c, d, pairs, pp, sc.o + c * T, alpha, nk, kpfo, nk_lines);
-  if (c < d) pv_rows(d - c, Vp + c, d, pairs, pp, sc.o + c * T, alpha, nk, kpfo, nk_lines);
+  for (; c + RO <= d; c += RO, kpfo += pairs) micro_pv<RO>(Vp + c, d, pairs, pp, sc.o + c * T, alpha, first, ahead, kpfo);
+  if (c < d) pv_rows(d - c, Vp + c, d, pairs, pp, sc.o + c * T, alpha, first, ahead, kpfo);
 }
 
 }  // namespace
 
 bool built_avx512bf16() { return true; }
 
-void convert_bf16_avx512(const float* k, const float* v, int heads, int64_t tokens, int head_dim, uint16_t* kb,
-                         uint16_t* vb) {
-  const int d = head_dim;
+namespace {
+
+// Converts keys [r0, r1) of head h into the bf16 layouts (r0 even): K rows, V row pairs.
+void convert_rows(const Problem& pb, int h, int64_t r0, int64_t r1) {
+  const int d = pb.head_dim;
   const int d2 = (d + 1) & ~1;
-  const int64_t n2 = (tokens + 1) & ~int64_t(1);
-  const int64_t krows = int64_t(heads) * tokens;
-#pragma omp for schedule(static) nowait
-  for (int64_t r = 0; r < krows; ++r) {
+  const int64_t n = pb.tokens, n2 = (n + 1) & ~int64_t(1);
+  uint16_t* kb = const_cast<uint16_t*>(pb.kb) + int64_t(h) * n * d2;
+  uint16_t* vb = const_cast<uint16_t*>(pb.vb) + int64_t(h) * n2 * d;
+  const float* k = pb.k + int64_t(h) * n * d;
+  const float* v = pb.v + int64_t(h) * n * d;
+  for (int64_t r = r0; r < r1; ++r) {
     const float* src = k + r * d;
     uint16_t* dst = kb + r * d2;
     for (int c0 = 0; c0 < d2; c0 += 32) {
-      const int n = d - c0;
-      const __m512 a = n > 0 ? _mm512_maskz_loadu_ps(__mmask16(n >= 16 ? 0xFFFF : (1u << n) - 1), src + c0) : _mm512_setzero_ps();
-      const __m512 b = n > 16 ? _mm512_maskz_loadu_ps(__mmask16(n >= 32 ? 0xFFFF : (1u << (n - 16)) - 1), src + c0 + 16)
+      const int m = d - c0;
+      const __m512 a = _mm512_maskz_loadu_ps(__mmask16(m >= 16 ? 0xFFFF : (1u << m) - 1), src + c0);
+      const __m512 b = m > 16 ? _mm512_maskz_loadu_ps(__mmask16(m >= 32 ? 0xFFFF : (1u << (m - 16)) - 1), src + c0 + 16)
                               : _mm512_setzero_ps();
-      const __m512i x = (__m512i)_mm512_cvtne2ps_pbh(b, a);
-      const int m = d2 - c0 >= 32 ? 32 : d2 - c0;
-      _mm512_mask_storeu_epi16(dst + c0, __mmask32(m >= 32 ? 0xFFFFFFFFu : (1u << m) - 1), x);
+      const int w = d2 - c0 >= 32 ? 32 : d2 - c0;
+      _mm512_mask_storeu_epi16(dst + c0, __mmask32(w >= 32 ? 0xFFFFFFFFu : (1u << w) - 1),
+                               (__m512i)_mm512_cvtne2ps_pbh(b, a));
     }
   }
-  const int64_t prow = n2 / 2;
-#pragma omp for schedule(static)
-  for (int64_t r = 0; r < int64_t(heads) * prow; ++r) {
-    const int64_t h = r / prow, t = r % prow;
-    const float* v0 = v + (h * tokens + 2 * t) * d;
-    const bool has1 = 2 * t + 1 < tokens;
-    uint16_t* dst = vb + r * int64_t(d) * 2;
+  for (int64_t t = r0 / 2; t < (r1 + 1) / 2; ++t) {
+    const float* v0 = v + 2 * t * d;
+    const bool has1 = 2 * t + 1 < n;
+    uint16_t* dst = vb + t * int64_t(d) * 2;
     for (int c0 = 0; c0 < d; c0 += 16) {
-      const int n = d - c0 >= 16 ? 16 : d - c0;
-      const __mmask16 mk = __mmask16(n >= 16 ? 0xFFFF : (1u << n) - 1);
+      const int m = d - c0 >= 16 ? 16 : d - c0;
+      const __mmask16 mk = __mmask16(m >= 16 ? 0xFFFF : (1u << m) - 1);
       const __m512 a = _mm512_maskz_loadu_ps(mk, v0 + c0);
       const __m512 b = has1 ? _mm512_maskz_loadu_ps(mk, v0 + d + c0) : _mm512_setzero_ps();
-      _mm512_mask_storeu_epi16(dst + 2 * c0, __mmask32(n >= 16 ? 0xFFFFFFFFu : (1u << (2 * n)) - 1), pair_bf16(a, b));
+      _mm512_mask_storeu_epi16(dst + 2 * c0, __mmask32(m >= 16 ? 0xFFFFFFFFu : (1u << (2 * m)) - 1), pair_bf16(a, b));
     }
   }
 }
 
-int tile_avx512bf16(const Problem& pb, const Item& it, const Scratch& sc) {
+// Key block kb of head h in bf16, converted by the first item that needs it (the others wait
+// the microsecond it takes): only blocks some map row uses are converted, each once, by the
+// thread that reads the float32 keys and values anyway.
+void ensure_converted(const Problem& pb, int h, int kb) {
+  std::atomic<uint8_t>& st = pb.kv_state[int64_t(h) * pb.map->num_blocks() + kb];
+  uint8_t s = st.load(std::memory_order_acquire);
+  if (s == 2) return;
+  if (s == 0 && st.compare_exchange_strong(s, 1, std::memory_order_acq_rel)) {
+    const int64_t r0 = int64_t(kb) * pb.map->block;
+    convert_rows(pb, h, r0, std::min<int64_t>(pb.tokens, r0 + pb.map->block));
+    st.store(2, std::memory_order_release);
+    return;
+  }
+  // Spin briefly, then yield: on an oversubscribed machine the converting thread may be off
+  // its core.
+  for (int spins = 0; st.load(std::memory_order_acquire) != 2; ++spins) {
+    if (spins < 4096)
+      _mm_pause();
+    else
+      sched_yield();
+  }
+}
+
+}  // namespace
+
+int tile_avx512bf16(const Problem& pb, const Item& it, const Item* next_item, const Scratch& sc) {
   const BlockMap& map = *pb.map;
   const int d = pb.head_dim;
   const int dp = (d + 1) / 2;  // channel pairs
@@ -191,7 +223,7 @@ int tile_avx512bf16(const Problem& pb, const Item& it, const Scratch& sc) {
   // Pack the scaled queries as channel pairs, qp[c/2][i][2] (in sc.qt): 16×16 transposes give
   // channel rows of 16 queries, paired and rounded to bf16 on the way out. The item's queries
   // are one contiguous stretch, usually not in cache: ask for all of it first.
-  const int q_lines = int((int64_t(rows) * d + 15) / 16);
+  const int q_lines = lines_of(int64_t(rows) * d * 4);
   for (int i = 0; i < q_lines; ++i) __builtin_prefetch(q + 16 * int64_t(i), 0, 3);
   uint16_t* qpw = reinterpret_cast<uint16_t*>(sc.qt);
   {
@@ -214,20 +246,40 @@ int tile_avx512bf16(const Problem& pb, const Item& it, const Scratch& sc) {
     _mm512_storeu_ps(sc.m + i, _mm512_set1_ps(-INFINITY));
     _mm512_storeu_ps(sc.l + i, _mm512_setzero_ps());
   }
-  for (int i = 0; i < d * T; i += 16) _mm512_storeu_ps(sc.o + i, _mm512_setzero_ps());
   const int d2 = 2 * dp;
   const int64_t n2 = (pb.tokens + 1) & ~int64_t(1);
   const uint32_t* kh = reinterpret_cast<const uint32_t*>(pb.kb + int64_t(it.head) * pb.tokens * d2);
   const uint32_t* vh = reinterpret_cast<const uint32_t*>(pb.vb + int64_t(it.head) * n2 * d);
   const uint16_t* qp = reinterpret_cast<const uint16_t*>(sc.qt);
   float* out = pb.out + (int64_t(it.head) * pb.tokens + q0) * d;
+  // During the last chunk: the output lines and the next item's queries.
+  Prefetch last{out, q_lines};
+  if (next_item) {
+    last.b = pb.q + (int64_t(next_item->head) * pb.tokens + item_row0(map, *next_item)) * d;
+    last.nb = lines_of(int64_t(item_rows(map, *next_item)) * d * 4);
+  }
+  bool first = true;
+  const int nbk = map.num_blocks();
   for_each_chunk(map, it, rows, sc.mask, [&](int64_t k0, int len, const uint64_t* mask, int64_t next) {
-    const int64_t nlen = next < 0 ? 0 : (pb.tokens - next < T ? pb.tokens - next : T);
-    // During the last chunk, fetch the output lines instead of the next keys.
-    chunk(kh + k0 * dp, vh + (k0 / 2) * d, d, dp, len, mask, qp, sc,
-          next < 0 ? static_cast<const void*>(out) : static_cast<const void*>(kh + next * dp),
-          next < 0 ? q_lines : int((nlen * dp + 15) / 16));
+    ensure_converted(pb, it.head, int(k0 / map.block));
+    Prefetch ahead = last;
+    if (next >= 0) {
+      // The next chunk's bf16 keys, or its float32 keys and values while its block still
+      // awaits conversion.
+      const int64_t nlen = pb.tokens - next < T ? pb.tokens - next : T;
+      const int64_t nkb = next / map.block;
+      if (pb.kv_state[int64_t(it.head) * nbk + nkb].load(std::memory_order_relaxed) == 2) {
+        ahead = Prefetch{kh + next * dp, lines_of(nlen * d2 * 2)};
+      } else {
+        const int64_t off = (int64_t(it.head) * pb.tokens + next) * d;
+        ahead = Prefetch{pb.k + off, lines_of(nlen * d * 4), pb.v + off, lines_of(nlen * d * 4)};
+      }
+    }
+    chunk(kh + k0 * dp, vh + (k0 / 2) * d, d, dp, len, mask, qp, first, sc, ahead);
+    first = false;
   });
+  if (first)  // no chunk at all (an empty row the map should not have had): zero output
+    for (int i = 0; i < d * T; i += 16) _mm512_storeu_ps(sc.o + i, _mm512_setzero_ps());
   int empty = 0;
   for (int i = 0; i < T; ++i) {
     const float l = sc.l[i];
@@ -256,8 +308,7 @@ int tile_avx512bf16(const Problem& pb, const Item& it, const Scratch& sc) {
 
 namespace ditgen::attn::detail {
 bool built_avx512bf16() { return false; }
-int tile_avx512bf16(const Problem&, const Item&, const Scratch&) { std::abort(); }
-void convert_bf16_avx512(const float*, const float*, int, int64_t, int, uint16_t*, uint16_t*) { std::abort(); }
+int tile_avx512bf16(const Problem&, const Item&, const Item*, const Scratch&) { std::abort(); }
 }  // namespace ditgen::attn::detail
 
 #endif

@@ -3,6 +3,7 @@
 // item, per-thread scratch and the per-ISA tile entry points. The ISA units are compiled with
 // their own instruction-set flags; they export only the functions declared here and keep all
 // their helpers in anonymous namespaces (see kernel_tile.h).
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -24,8 +25,11 @@ struct Problem {
   float qscale = 1;  // log2(e) / sqrt(Dh), folded into the packed queries (the kernel works in base 2)
   // bfloat16 copies for the Avx512Bf16 path: kb (NH, N, d2) row-major with d2 = Dh rounded up to
   // even; vb (NH, N2 / 2, Dh, 2) with N2 = N rounded up to even: rows 2t and 2t+1 interleaved.
+  // They are filled per (head, key block) on first use; kv_state (NH × blocks): 0 absent,
+  // 1 being converted, 2 ready.
   const uint16_t* kb = nullptr;
   const uint16_t* vb = nullptr;
+  std::atomic<uint8_t>* kv_state = nullptr;
 };
 
 // Query rows [qb·B + sub·64, min(that + 64, (qb+1)·B, N)) of head `head`.
@@ -67,19 +71,20 @@ inline int item_rows(const BlockMap& m, const Item& it) {
 }
 
 // A tile function computes one item and writes its output rows; it returns the number of rows
-// that attended to no key (written as zeros; the driver reports them as an error).
-using TileFn = int (*)(const Problem&, const Item&, const Scratch&);
-int tile_portable(const Problem&, const Item&, const Scratch&);
-int tile_avx2(const Problem&, const Item&, const Scratch&);
-int tile_avx512(const Problem&, const Item&, const Scratch&);
-int tile_avx512bf16(const Problem&, const Item&, const Scratch&);
+// that attended to no key (written as zeros; the driver reports them as an error). `next` is the
+// item this thread computes after it (or nullptr): its queries are prefetched during the last
+// key chunk.
+using TileFn = int (*)(const Problem&, const Item& it, const Item* next, const Scratch&);
+int tile_portable(const Problem&, const Item&, const Item*, const Scratch&);
+int tile_avx2(const Problem&, const Item&, const Item*, const Scratch&);
+int tile_avx512(const Problem&, const Item&, const Item*, const Scratch&);
+int tile_avx512bf16(const Problem&, const Item&, const Item*, const Scratch&);
+// First query row of an item.
+inline int64_t item_row0(const BlockMap& m, const Item& it) { return int64_t(it.qb) * m.block + int64_t(it.sub) * kTile; }
 // Whether the ISA units were compiled with their instruction sets (see attention/CMakeLists.txt).
 bool built_avx2();
 bool built_avx512();
 bool built_avx512bf16();
-// Fills kb and vb (layouts above) from k and v; runs inside the caller's parallel region.
-void convert_bf16_avx512(const float* k, const float* v, int heads, int64_t tokens, int head_dim, uint16_t* kb,
-                         uint16_t* vb);
 
 // Calls f(k0, len, mask, next_k0) for each key chunk of the item: full blocks first
 // (mask == nullptr), then partial blocks with their chunk mask (chunks without a set bit are
@@ -117,9 +122,21 @@ inline void for_each_chunk(const BlockMap& m, const Item& it, int rows, uint64_t
   if (pk0 >= 0) f(pk0, plen, pmask, int64_t(-1));
 }
 
-// Prefetches (towards L2) line `i` of the `n` lines from p, if i < n.
-inline void prefetch_line(const void* p, int i, int n) {
-  if (i < n) __builtin_prefetch(static_cast<const char*>(p) + 64 * int64_t(i), 0, 2);
-}
+// Up to two stretches of cache lines to prefetch (towards L2), one line per call of line(i):
+// the micro-kernels issue one per step, which spreads the requests over a chunk's work.
+struct Prefetch {
+  const void* a = nullptr;
+  int na = 0;
+  const void* b = nullptr;
+  int nb = 0;
+  void line(int i) const {
+    if (i < na)
+      __builtin_prefetch(static_cast<const char*>(a) + 64 * int64_t(i), 0, 2);
+    else if (i - na < nb)
+      __builtin_prefetch(static_cast<const char*>(b) + 64 * int64_t(i - na), 0, 2);
+  }
+};
+
+inline int lines_of(int64_t bytes) { return int((bytes + 63) / 64); }
 
 }  // namespace ditgen::attn::detail

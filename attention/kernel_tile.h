@@ -34,15 +34,15 @@ struct FlashTile {
   static_assert(QV % QG == 0, "query groups must tile 64 queries");
 
   // Sᵀ rows j .. j+R-1 (K points at key row j) for one query group (qt, s offset to its lanes).
-  // pf, npf: lines to prefetch, one per channel step.
+  // One line of pf is prefetched per channel step, from line pfo on.
   template <int R>
   static inline void micro_s(const float* __restrict K, int d, const float* __restrict qt, float* __restrict s,
-                             const uint64_t* mask, int i0, Reg* bmax, const float* pf, int pfo, int npf) {
+                             const uint64_t* mask, int i0, Reg* bmax, const Prefetch& pf, int pfo) {
     Reg acc[R][QG];
     for (int r = 0; r < R; ++r)
       for (int g = 0; g < QG; ++g) acc[r][g] = V::zero();
     for (int c = 0; c < d; ++c) {
-      prefetch_line(pf, pfo + c, npf);
+      pf.line(pfo + c);
       Reg b[QG];
 #pragma GCC unroll 8
       for (int g = 0; g < QG; ++g) b[g] = V::load(qt + c * kTile + g * W);
@@ -62,15 +62,16 @@ struct FlashTile {
       }
   }
 
-  // Oᵀ channels c .. c+R-1 (Vc points at V[k0][c]) for one query group: o = alpha·o + Vᵀ·P.
+  // Oᵀ channels c .. c+R-1 (Vc points at V[k0][c]) for one query group: o = alpha·o + Vᵀ·P
+  // (o = Vᵀ·P for the item's first chunk). One line of pf is prefetched per key step.
   template <int R>
   static inline void micro_pv(const float* __restrict Vc, int d, int len, const float* __restrict p, float* __restrict o,
-                              const Reg* alpha, const float* pf, int pfo, int npf) {
+                              const Reg* alpha, bool first, const Prefetch& pf, int pfo) {
     Reg acc[R][QG];
     for (int r = 0; r < R; ++r)
-      for (int g = 0; g < QG; ++g) acc[r][g] = V::mul(V::load(o + r * kTile + g * W), alpha[g]);
+      for (int g = 0; g < QG; ++g) acc[r][g] = first ? V::zero() : V::mul(V::load(o + r * kTile + g * W), alpha[g]);
     for (int j = 0; j < len; ++j) {
-      prefetch_line(pf, pfo + j, npf);
+      pf.line(pfo + j);
       Reg b[QG];
 #pragma GCC unroll 8
       for (int g = 0; g < QG; ++g) b[g] = V::load(p + j * kTile + g * W);
@@ -87,38 +88,40 @@ struct FlashTile {
 
   template <int R = RS>
   static inline void s_rows(int n, const float* K, int d, const float* qt, float* s, const uint64_t* mask, int i0,
-                            Reg* bmax, const float* pf, int pfo, int npf) {
+                            Reg* bmax, const Prefetch& pf, int pfo) {
     if constexpr (R > 0) {
-      if (n == R) return micro_s<R>(K, d, qt, s, mask, i0, bmax, pf, pfo, npf);
-      return s_rows<R - 1>(n, K, d, qt, s, mask, i0, bmax, pf, pfo, npf);
+      if (n == R) return micro_s<R>(K, d, qt, s, mask, i0, bmax, pf, pfo);
+      return s_rows<R - 1>(n, K, d, qt, s, mask, i0, bmax, pf, pfo);
     }
   }
   template <int R = RO>
   static inline void pv_rows(int n, const float* Vc, int d, int len, const float* p, float* o, const Reg* alpha,
-                             const float* pf, int pfo, int npf) {
+                             bool first, const Prefetch& pf, int pfo) {
     if constexpr (R > 0) {
-      if (n == R) return micro_pv<R>(Vc, d, len, p, o, alpha, pf, pfo, npf);
-      return pv_rows<R - 1>(n, Vc, d, len, p, o, alpha, pf, pfo, npf);
+      if (n == R) return micro_pv<R>(Vc, d, len, p, o, alpha, first, pf, pfo);
+      return pv_rows<R - 1>(n, Vc, d, len, p, o, alpha, first, pf, pfo);
     }
   }
 
-  // One key chunk: K, Vk at its first key; nk (nk_lines): the next chunk's keys, prefetched
-  // during the PV product while this chunk's values are prefetched during the S product.
-  static void chunk(const float* K, const float* Vk, int d, int len, const uint64_t* mask, const Scratch& sc,
-                    const float* nk, int nk_lines) {
-    const int v_lines = int((int64_t(len) * d + 15) / 16);
+  // One key chunk (K, Vk at its first key). This chunk's values are prefetched during the S
+  // product, `ahead` (the next chunk's keys, or the output and the next item's queries) during
+  // the PV product.
+  static void chunk(const float* K, const float* Vk, int d, int len, const uint64_t* mask, bool first,
+                    const Scratch& sc, const Prefetch& ahead) {
+    const Prefetch own{Vk, lines_of(int64_t(len) * d * 4)};
+    const Prefetch none{};
     for (int g = 0; g < NG; ++g) {
       const int i0 = g * QG * W;
       Reg bmax[QG];
       for (int gg = 0; gg < QG; ++gg) bmax[gg] = V::set1(-INFINITY);
+      const Prefetch& pf = g == 0 ? own : none;
       int j = 0, pfo = 0;
-      const int npf = g == 0 ? v_lines : 0;
       for (; j + RS <= len; j += RS, pfo += d)
-        micro_s<RS>(K + int64_t(j) * d, d, sc.qt + i0, sc.s + j * kTile + i0, mask ? mask + j : nullptr, i0, bmax, Vk,
-                    pfo, npf);
+        micro_s<RS>(K + int64_t(j) * d, d, sc.qt + i0, sc.s + j * kTile + i0, mask ? mask + j : nullptr, i0, bmax, pf,
+                    pfo);
       if (j < len)
         s_rows(len - j, K + int64_t(j) * d, d, sc.qt + i0, sc.s + j * kTile + i0, mask ? mask + j : nullptr, i0, bmax,
-               Vk, pfo, npf);
+               pf, pfo);
       // Online softmax: new maxima, rescale of the running sums, P = 2^(S - max).
       Reg mu[QG], lsum[QG];
       for (int gg = 0; gg < QG; ++gg) {
@@ -145,11 +148,11 @@ struct FlashTile {
       const int i0 = g * QG * W;
       Reg alpha[QG];
       for (int gg = 0; gg < QG; ++gg) alpha[gg] = V::load(sc.alpha + i0 + gg * W);
+      const Prefetch& pf = g == 0 ? ahead : none;
       int c = 0, pfo = 0;
-      const int npf = g == 0 ? nk_lines : 0;
       for (; c + RO <= d; c += RO, pfo += len)
-        micro_pv<RO>(Vk + c, d, len, sc.s + i0, sc.o + c * kTile + i0, alpha, nk, pfo, npf);
-      if (c < d) pv_rows(d - c, Vk + c, d, len, sc.s + i0, sc.o + c * kTile + i0, alpha, nk, pfo, npf);
+        micro_pv<RO>(Vk + c, d, len, sc.s + i0, sc.o + c * kTile + i0, alpha, first, pf, pfo);
+      if (c < d) pv_rows(d - c, Vk + c, d, len, sc.s + i0, sc.o + c * kTile + i0, alpha, first, pf, pfo);
     }
   }
 
@@ -184,32 +187,41 @@ struct FlashTile {
     }
   }
 
-  static int run(const Problem& pb, const Item& it, const Scratch& sc) {
+  static int run(const Problem& pb, const Item& it, const Item* next_item, const Scratch& sc) {
     const BlockMap& m = *pb.map;
     const int d = pb.head_dim;
     const int rows = item_rows(m, it);
-    const int64_t q0 = int64_t(it.qb) * m.block + int64_t(it.sub) * kTile;
+    const int64_t q0 = item_row0(m, it);
     const int64_t hoff = int64_t(it.head) * pb.tokens * d;
-    // The item's queries are one contiguous stretch, usually not in cache: ask for all of it
-    // before the (strided) transposing loads.
+    // The item's queries are one contiguous stretch: ask for all of it before the (strided)
+    // transposing loads (usually already on its way, asked for by the previous item).
     const float* q = pb.q + hoff + q0 * d;
-    const int q_lines = int((int64_t(rows) * d + 15) / 16);
+    const int q_lines = lines_of(int64_t(rows) * d * 4);
     for (int i = 0; i < q_lines; ++i) __builtin_prefetch(q + 16 * int64_t(i), 0, 3);
     for (int i = 0; i < kTile; i += W) {
       V::store(sc.m + i, V::set1(-INFINITY));
       V::store(sc.l + i, V::zero());
     }
-    for (int i = 0; i < d * kTile; i += W) V::store(sc.o + i, V::zero());
     pack_q(q, d, rows, pb.qscale, sc.qt);
     const float* kh = pb.k + hoff;
     const float* vh = pb.v + hoff;
     float* out = pb.out + hoff + q0 * d;
+    // During the last chunk: the output lines and the next item's queries.
+    Prefetch last{out, q_lines};
+    if (next_item) {
+      const int64_t nq0 = item_row0(m, *next_item);
+      last.b = pb.q + (int64_t(next_item->head) * pb.tokens + nq0) * d;
+      last.nb = lines_of(int64_t(item_rows(m, *next_item)) * d * 4);
+    }
+    bool first = true;
     for_each_chunk(m, it, rows, sc.mask, [&](int64_t k0, int len, const uint64_t* mask, int64_t next) {
-      const int64_t nlen = next < 0 ? 0 : (pb.tokens - next < kTile ? pb.tokens - next : kTile);
-      // During the last chunk, fetch the output lines for writing instead of the next keys.
-      chunk(kh + k0 * d, vh + k0 * d, d, len, mask, sc, next < 0 ? out : kh + next * d,
-            next < 0 ? q_lines : int((nlen * d + 15) / 16));
+      const Prefetch ahead =
+          next < 0 ? last : Prefetch{kh + next * d, lines_of((pb.tokens - next < kTile ? pb.tokens - next : kTile) * d * 4)};
+      chunk(kh + k0 * d, vh + k0 * d, d, len, mask, first, sc, ahead);
+      first = false;
     });
+    if (first)  // no chunk at all (an empty row the map should not have had): zero output
+      for (int i = 0; i < d * kTile; i += W) V::store(sc.o + i, V::zero());
     int empty = 0;
     for (int i = 0; i < kTile; ++i) {
       const float l = sc.l[i];

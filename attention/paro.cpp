@@ -84,14 +84,26 @@ ParoCalibration ParoCalibration::read(const std::string& path) {
     const nlohmann::json j = nlohmann::json::parse(f);
     if (j.at("format") != "ditgen-paro-calibration" || j.at("version") != 1)
       throw std::runtime_error("not a version 1 ditgen PARO calibration");
-    c.tp = j.at("grid").at(0), c.hp = j.at("grid").at(1), c.wp = j.at("grid").at(2);
-    c.block = j.at("block"), c.heads = j.at("heads"), c.layers = j.at("layers"), c.mass = j.at("mass");
+    // Integers in range only: a float or an out-of-range value is undefined behaviour in the
+    // conversion to int, and a negative layer or head overran buffers (tests/fuzz/fuzz_paro_calib).
+    auto integer = [](const nlohmann::json& v, const std::string& what, int64_t lo, int64_t hi) {
+      const bool ok = v.is_number_integer() && (v.is_number_unsigned()
+                                                    ? v.get<uint64_t>() <= uint64_t(hi) && int64_t(v.get<uint64_t>()) >= lo
+                                                    : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi);
+      if (!ok)
+        throw std::runtime_error(what + " = " + v.dump() + " is not an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+      return int(v.get<int64_t>());
+    };
+    c.tp = integer(j.at("grid").at(0), "grid[0]", 1, 1 << 20), c.hp = integer(j.at("grid").at(1), "grid[1]", 1, 1 << 20);
+    c.wp = integer(j.at("grid").at(2), "grid[2]", 1, 1 << 20);
+    c.block = integer(j.at("block"), "block", 1, 1024), c.heads = integer(j.at("heads"), "heads", 1, 4096);
+    c.layers = integer(j.at("layers"), "layers", 0, 4096), c.mass = j.at("mass").get<double>();
     const int64_t n = int64_t(c.tp) * c.hp * c.wp;
-    if (c.tp < 1 || c.hp < 1 || c.wp < 1 || c.block < 1 || c.block > 1024) throw std::runtime_error("bad grid or block");
+    if (n > (int64_t(1) << 31) - 1) throw std::runtime_error("grid of " + std::to_string(n) + " tokens is too large");
     const int nb = int((n + c.block - 1) / c.block);
     for (const auto& p : j.at("plans")) {
       ParoHeadPlan h;
-      h.layer = p.at("layer").get<int>(), h.head = p.at("head").get<int>();
+      h.layer = integer(p.at("layer"), "plan layer", 0, c.layers - 1), h.head = integer(p.at("head"), "plan head", 0, c.heads - 1);
       h.order = p.at("order").get<std::string>(), h.density = p.at("density").get<double>();
       if (std::find(axis_orders().begin(), axis_orders().end(), h.order) == axis_orders().end())
         throw std::runtime_error("unknown axis order '" + h.order + "'");

@@ -22,12 +22,14 @@ TileShape parse_tile(const std::string& text) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != part.size() || part.empty() || x < 1)
-      throw std::invalid_argument("'" + text + "' is not a size TxHxW of positive integers");
+    // At most 1024 per axis, so that TileShape::volume() fits an int (tests/fuzz/fuzz_attn_spec
+    // found tile=404884943x22x2 overflowing it).
+    if (used != part.size() || part.empty() || x < 1 || x > 1024)
+      throw std::invalid_argument("'" + text + "' is not a size TxHxW of integers in 1..1024");
     v.push_back(x);
   }
   if (v.size() == 1) return TileShape{v[0], v[0], v[0]};
-  if (v.size() != 3) throw std::invalid_argument("'" + text + "' is not a size TxHxW of positive integers");
+  if (v.size() != 3) throw std::invalid_argument("'" + text + "' is not a size TxHxW of integers in 1..1024");
   return TileShape{v[0], v[1], v[2]};
 }
 

@@ -25,6 +25,44 @@ std::set<std::string>& pending() {
   static std::set<std::string> p;
   return p;
 }
+
+// The same temporaries in fixed storage that a signal handler may read: a slot is published
+// (state 2) only after its path is complete, and cleared before it is reused.
+constexpr int kSignalSlots = 64;
+constexpr size_t kSignalPathMax = 4096;
+char g_signal_paths[kSignalSlots][kSignalPathMax];
+std::atomic<int> g_signal_state[kSignalSlots];  // 0 free, 1 being written, 2 published
+
+void signal_slot_add(const std::string& path) {
+  if (path.size() >= kSignalPathMax) return;
+  for (int i = 0; i < kSignalSlots; ++i) {
+    int expected = 0;
+    if (!g_signal_state[i].compare_exchange_strong(expected, 1)) continue;
+    std::memcpy(g_signal_paths[i], path.c_str(), path.size() + 1);
+    g_signal_state[i].store(2);
+    return;
+  }
+}
+
+void signal_slot_remove(const std::string& path) {
+  for (int i = 0; i < kSignalSlots; ++i)
+    if (g_signal_state[i].load() == 2 && path == g_signal_paths[i]) {
+      g_signal_state[i].store(0);
+      return;
+    }
+}
+
+void on_interrupt(int sig) {
+  if (!g_interrupted.exchange(true)) {
+    static const char msg[] = "\nditgen: interrupted; stopping after the current step (signal again to quit now)\n";
+    ssize_t ignored = ::write(2, msg, sizeof msg - 1);
+    (void)ignored;
+    return;
+  }
+  for (int i = 0; i < kSignalSlots; ++i)
+    if (g_signal_state[i].load() == 2) ::unlink(g_signal_paths[i]);
+  ::_exit(128 + sig);
+}
 }  // namespace
 
 std::string extension(const std::string& path) {
@@ -59,6 +97,7 @@ AtomicOutput::AtomicOutput(std::string path, bool overwrite) : path_(std::move(p
   temp_ = (dir / ("." + p.stem().string() + ".tmp-" + std::to_string(::getpid()) + p.extension().string())).string();
   std::lock_guard<std::mutex> lock(g_pending_mutex);
   pending().insert(temp_);
+  signal_slot_add(temp_);
 }
 
 AtomicOutput::~AtomicOutput() {
@@ -68,11 +107,14 @@ AtomicOutput::~AtomicOutput() {
   }
   std::lock_guard<std::mutex> lock(g_pending_mutex);
   pending().erase(temp_);
+  signal_slot_remove(temp_);
 }
 
 void AtomicOutput::commit() {
   std::error_code ec;
   if (!fs::exists(temp_, ec)) throw std::runtime_error("writer produced no file for '" + path_ + "'");
+  // Interrupted while writing: publish nothing (the destructor removes the temporary).
+  if (interrupt_requested()) throw Interrupted();
   fs::rename(temp_, path_, ec);
   if (ec) throw std::runtime_error("cannot move the finished output into '" + path_ + "': " + ec.message());
   committed_ = true;
@@ -81,13 +123,15 @@ void AtomicOutput::commit() {
 void install_interrupt_handlers() {
   struct sigaction sa;
   std::memset(&sa, 0, sizeof sa);
-  sa.sa_handler = [](int) { g_interrupted.store(true); };
+  sa.sa_handler = on_interrupt;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  std::signal(SIGXFSZ, SIG_IGN);
 }
 
 bool interrupt_requested() { return g_interrupted.load(); }
 void request_interrupt() { g_interrupted.store(true); }
+void clear_interrupt() { g_interrupted.store(false); }
 
 }  // namespace ditgen::io

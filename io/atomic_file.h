@@ -32,10 +32,14 @@ bool directory_writable(const std::string& dir);
 // Lower-cased extension with the dot (".mp4"), or "" if none.
 std::string extension(const std::string& path);
 
-// Interruption (SIGINT/SIGTERM): handlers set a flag that long loops poll.
+// Interruption (SIGINT/SIGTERM): the first signal sets a flag that long loops poll (the
+// sampler between steps, AtomicOutput::commit, which then refuses to publish); a second signal
+// removes every pending temporary (async-signal-safe) and exits at once with 128 + signal.
+// SIGXFSZ (file size limit) is ignored so that writes fail with EFBIG and are reported.
 void install_interrupt_handlers();
 bool interrupt_requested();
 void request_interrupt();  // for tests
+void clear_interrupt();    // for tests
 
 class Interrupted : public std::exception {
  public:

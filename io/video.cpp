@@ -76,7 +76,11 @@ std::vector<uint8_t> sheet_pixels(const Frames& f, int& sh, int& sw) {
 
 void write_png(const std::string& path, const uint8_t* pixels, int height, int width, int channels, bool overwrite) {
   AtomicOutput out(path, overwrite);
-  png_to_file(out.temp_path(), pixels, height, width, channels);
+  try {
+    png_to_file(out.temp_path(), pixels, height, width, channels);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("writing '" + path + "' failed: " + e.what());  // name the output, not the temporary
+  }
   out.commit();
 }
 
