@@ -61,7 +61,7 @@ void GenerationFlags::add(CLI::App& sub) {
   sub.add_option("--seed", seed, "Noise seed (0 to 2^64-1)")
       ->check(CLI::Validator(
           [](std::string& v) {
-            return v.find('-') == std::string::npos ? std::string() : "--seed " + v + " is out of range: expected 0 to 2^64-1";
+            return v.find('-') == std::string::npos ? std::string() : v + " is out of range: expected 0 to 2^64-1";
           },
           "UINT64"));
   sub.add_option("--solver", solver, "euler, unipc or dpm++2m");

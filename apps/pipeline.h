@@ -10,6 +10,7 @@
 #include "attention/backend.h"
 #include "dit/model.h"
 #include "io/video.h"
+#include "io/weights_h5.h"
 
 namespace ditgen::app {
 
@@ -36,7 +37,15 @@ struct GenerateResult {
 };
 
 // Loads a model: an HDF5 path, or "builtin:tiny" (random weights, for tests and smoke runs).
+// Weight files are read through load_weights_isolated.
 std::unique_ptr<DiTModel> load_model(const std::string& spec);
+
+// io::load_weights (read_data) or io::inspect_weights in a child process whose result comes
+// back through a pipe: libhdf5 1.10 crashes on some malformed files (tests/fuzz, see
+// docs/robustness.md), and a crash there becomes a std::runtime_error naming the file here.
+// Errors the loader reports are rethrown with their message. Peak memory stays about one copy
+// of the weights (the child frees each tensor once sent).
+io::LoadedModel load_weights_isolated(const std::string& path, bool read_data = true);
 
 // Throws std::invalid_argument for bad options (labels, shape, steps, cfg), std::runtime_error
 // for failures (memory, numerical guard with step and layer, interruption as io::Interrupted).

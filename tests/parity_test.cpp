@@ -102,34 +102,48 @@ TEST_F(Parity, ForwardMatchesPyTorchPerBlockAndVelocity) {
   H5Fclose(file);
 }
 
-TEST_F(Parity, SamplingRunMatchesPyTorchSampler) {
+double attr(hid_t obj, const char* name) {
+  double v = 0;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  EXPECT_GE(a, 0) << "golden sample lacks attribute " << name;
+  H5Aread(a, H5T_NATIVE_DOUBLE, &v);
+  H5Aclose(a);
+  return v;
+}
+
+// Runs group `name` of golden_sample.h5 through the C++ pipeline; returns the PSNR (float
+// output, range 2) of the C++ video against PyTorch's.
+double sampling_psnr(DiTModel& model, const std::string& name) {
   hid_t file = H5Fopen(kSample.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  ASSERT_GE(file, 0) << "cannot open " << kSample;
+  EXPECT_GE(file, 0) << "cannot open " << kSample;
+  hid_t group = H5Gopen2(file, name.c_str(), H5P_DEFAULT);
+  EXPECT_GE(group, 0) << "golden sample lacks group " << name;
   std::vector<int64_t> shape;
-  const std::vector<double> ref = read(file, "video_float", &shape);
-  auto attr = [&](const char* name) {
-    double v = 0;
-    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-    EXPECT_GE(a, 0) << "golden sample lacks attribute " << name;
-    H5Aread(a, H5T_NATIVE_DOUBLE, &v);
-    H5Aclose(a);
-    return v;
-  };
+  const std::vector<double> ref = read(file, name + "/output", &shape);
+  const std::vector<double> labels = read(file, name + "/labels");
   app::GenerateOptions opt;
   opt.shape = VideoShape{int(shape[0]), int(shape[1]), int(shape[2])};
-  opt.steps = int(attr("steps"));
-  opt.cfg = attr("cfg");
-  opt.seed = uint64_t(attr("seed"));
-  opt.labels = {int(attr("label_a")), int(attr("label_b"))};
-  opt.solver = "unipc";
+  opt.steps = int(attr(file, "steps"));
+  opt.cfg = attr(file, "cfg");
+  opt.seed = uint64_t(attr(group, "seed"));
+  opt.labels = {int(labels[0]), int(labels[1])};
+  opt.solver = name.substr(0, name.find('_'));
+  H5Gclose(group);
   H5Fclose(file);
   attn::DenseBackend dense;
-  const app::GenerateResult r = app::generate(*model_, dense, opt);
-  std::vector<float> reff(ref.begin(), ref.end());
+  const app::GenerateResult r = app::generate(model, dense, opt);
+  const std::vector<float> reff(ref.begin(), ref.end());
   const double psnr = eval::psnr(reff.data(), r.video.data(), int64_t(ref.size()), 2.0);
-  EXPECT_GE(psnr, 35.0);
-  std::printf("sampling-run PSNR against PyTorch: %.2f dB\n", psnr);
+  std::printf("%s: PSNR of the C++ run against PyTorch's: %.2f dB\n", name.c_str(), psnr);
+  return psnr;
 }
+
+TEST_F(Parity, ImageSamplingRunsMatchPyTorchSampler) {
+  EXPECT_GE(sampling_psnr(*model_, "unipc_t1"), 35.0);
+  EXPECT_GE(sampling_psnr(*model_, "euler_t1"), 35.0);
+}
+
+TEST_F(Parity, VideoSamplingRunMatchesPyTorchSampler) { EXPECT_GE(sampling_psnr(*model_, "unipc_t16"), 35.0); }
 
 }  // namespace
 }  // namespace ditgen

@@ -1,0 +1,428 @@
+// ditgen bench <target>: benchmarks timed in one process, so that the ratios between what they
+// time hold on a shared, noisy machine. Targets: `attention` (the flash-attention kernel, dense
+// and block-sparse, against the machine's single-precision GEMM ceiling). A new target adds an
+// add_<target>_bench(CLI::App& bench) below and calls it from the Registrar.
+// GCC 12 warns about the undefined-vector idiom of its AVX-512 headers as used by Eigen (PR 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <omp.h>
+#include <unistd.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/commands.h"
+#include "attention/block_map.h"
+#include "attention/kernel.h"
+
+#ifdef DITGEN_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace ditgen::app {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double load_average() {
+  std::ifstream f("/proc/loadavg");
+  double x = -1;
+  if (f) f >> x;
+  return x;
+}
+
+// OpenBLAS picks its kernels when the library loads, from OPENBLAS_CORETYPE; its 0.3.21 does not
+// know Zen 5 and falls back to AVX2 kernels (and shared machines may set the variable to
+// Haswell). So the bench re-executes itself once with OPENBLAS_CORETYPE=<coretype> (SkylakeX by
+// default: the AVX-512 kernels) unless the variable already says so; coretype "env" keeps the
+// environment's value.
+void reexec_with_openblas_coretype(const std::string& coretype) {
+#ifdef DITGEN_HAVE_OPENBLAS
+  if (coretype.empty() || coretype == "env" || std::getenv("DITGEN_BENCH_REEXEC")) return;
+  if (coretype == "SkylakeX" && !__builtin_cpu_supports("avx512f")) return;
+  const char* cur = std::getenv("OPENBLAS_CORETYPE");
+  if (cur && coretype == cur) return;
+  std::ifstream f("/proc/self/cmdline", std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<std::string> args;
+  for (size_t p = 0; p < all.size();) {
+    const size_t e = all.find('\0', p);
+    args.push_back(all.substr(p, e == std::string::npos ? std::string::npos : e - p));
+    if (e == std::string::npos) break;
+    p = e + 1;
+  }
+  if (args.empty()) return;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::string old = cur ? cur : "";
+  setenv("OPENBLAS_CORETYPE", coretype.c_str(), 1);
+  setenv("DITGEN_BENCH_REEXEC", "1", 1);
+  std::cout.flush();
+  execv("/proc/self/exe", argv.data());
+  // exec failed: go on with the kernels OpenBLAS already chose.
+  if (cur)
+    setenv("OPENBLAS_CORETYPE", old.c_str(), 1);
+  else
+    unsetenv("OPENBLAS_CORETYPE");
+#else
+  (void)coretype;
+#endif
+}
+
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+// GFLOP/s of wall-clock time and GFLOP per second of process CPU time (what the threads
+// actually ran: on a shared machine the second is the steadier figure).
+struct GemmRates {
+  double eigen = 0, openblas = 0;
+  double eigen_cpu = 0, openblas_cpu = 0;
+  double best() const { return std::max(eigen, openblas); }
+  double best_cpu() const { return std::max(eigen_cpu, openblas_cpu); }
+};
+
+// C (m×n) = A (m×k) · B (k×n), median rates over `repeats` after one warm-up.
+GemmRates gemm_rates(int64_t m, int64_t n, int64_t k, int threads, int repeats, bool with_openblas, int settle_ms) {
+  GemmRates r;
+  Eigen::MatrixXf a = Eigen::MatrixXf::Random(m, k), b = Eigen::MatrixXf::Random(k, n), c(m, n);
+  const double flops = 2.0 * double(m) * double(n) * double(k);
+  auto time = [&](auto&& f, double& wall_rate, double& cpu_rate) {
+    std::vector<double> t, tc;
+    for (int i = 0; i <= repeats; ++i) {
+      const double c0 = process_cpu_seconds();
+      const auto t0 = Clock::now();
+      f();
+      if (i > 0) {
+        t.push_back(seconds_since(t0));
+        tc.push_back(process_cpu_seconds() - c0);
+      }
+    }
+    wall_rate = flops / median(t) / 1e9;
+    cpu_rate = flops / median(tc) / 1e9;
+  };
+  Eigen::setNbThreads(threads);
+  time([&] { c.noalias() = a * b; }, r.eigen, r.eigen_cpu);
+#ifdef DITGEN_HAVE_OPENBLAS
+  if (with_openblas) {
+    // Let the OpenMP workers of the kernels and of Eigen stop spinning before OpenBLAS's own
+    // threads start, and OpenBLAS's before the next OpenMP region (each kind busy-waits for a
+    // while after its last parallel region; --settle-ms 0 shows what that costs).
+    std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
+    openblas_set_num_threads(threads);
+    time(
+        [&] {
+          cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, int(m), int(n), int(k), 1.0f, a.data(), int(m),
+                      b.data(), int(k), 0.0f, c.data(), int(m));
+        },
+        r.openblas, r.openblas_cpu);
+    std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
+  }
+#else
+  (void)with_openblas;
+  (void)settle_ms;
+#endif
+  return r;
+}
+
+// A random block map of about `density`: each query block keeps its diagonal block and
+// round(density·nb) - 1 others drawn uniformly; one map for all heads.
+attn::BlockMap random_block_map(int64_t tokens, int block, double density, uint64_t seed) {
+  attn::BlockMap m;
+  m.tokens = tokens;
+  m.block = block;
+  const int nb = m.num_blocks();
+  const int per_row = std::clamp(int(std::lround(density * nb)), 1, nb);
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> others;
+  m.full_ptr.push_back(0);
+  m.partial_ptr.assign(size_t(nb) + 1, 0);
+  for (int qb = 0; qb < nb; ++qb) {
+    others.clear();
+    for (int kb = 0; kb < nb; ++kb)
+      if (kb != qb) others.push_back(kb);
+    std::shuffle(others.begin(), others.end(), rng);
+    std::vector<int32_t> cols(others.begin(), others.begin() + (per_row - 1));
+    cols.push_back(qb);
+    std::sort(cols.begin(), cols.end());
+    m.full_cols.insert(m.full_cols.end(), cols.begin(), cols.end());
+    m.full_ptr.push_back(int64_t(m.full_cols.size()));
+  }
+  m.validate();
+  return m;
+}
+
+struct AttentionArgs {
+  int64_t tokens = 4096;
+  int head_dim = 64, heads = 4, block = 64, threads = 0, repeats = 5;
+  std::string density = "0.25";
+  std::string isa = "auto";
+  std::string json;
+  uint64_t seed = 1;
+  int settle_ms = 300;
+  std::string openblas_coretype = "SkylakeX";
+  bool no_gemm = false, no_thin = false;
+};
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+void run_attention_bench(const AttentionArgs& a) {
+  if (a.tokens < 1 || a.head_dim < 1 || a.heads < 1 || a.repeats < 1)
+    throw UsageError("bench attention: --tokens, --head-dim, --heads and --repeats must be at least 1");
+  if (a.block < 1 || a.block > 1024) throw UsageError("bench attention: --block must be 1 to 1024");
+  if (a.threads < 0) throw UsageError("bench attention: --threads must be >= 0");
+  if (a.settle_ms < 0) throw UsageError("bench attention: --settle-ms must be >= 0");
+  std::vector<double> densities;
+  for (const std::string& t : split_list(a.density)) {
+    double x = 0;
+    try {
+      size_t used = 0;
+      x = std::stod(t, &used);
+      if (used != t.size()) x = -1;
+    } catch (const std::exception&) {
+      x = -1;
+    }
+    if (!(x > 0 && x <= 1)) throw UsageError("bench attention: --density '" + t + "' is not a number in (0, 1]");
+    densities.push_back(x);
+  }
+  if (densities.empty()) throw UsageError("bench attention: --density is empty");
+  std::vector<attn::Isa> isas;
+  for (const std::string& t : split_list(a.isa)) {
+    try {
+      isas.push_back(attn::resolve_isa(attn::parse_isa(t)));
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("bench attention: --isa: ") + e.what());
+    }
+  }
+  if (isas.empty()) throw UsageError("bench attention: --isa is empty");
+  reexec_with_openblas_coretype(a.openblas_coretype);
+  const int threads = a.threads > 0 ? a.threads : omp_get_max_threads();
+  const int64_t n = a.tokens;
+  const int d = a.head_dim, h = a.heads;
+  const double load_before = load_average();
+
+  std::vector<float> q(size_t(h) * n * d), k(q.size()), v(q.size()), out(q.size());
+  {
+    std::mt19937_64 rng(a.seed);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (auto* x : {&q, &k, &v})
+      for (auto& y : *x) y = nd(rng);
+  }
+  const attn::BlockMap dense = attn::BlockMap::dense(n, a.block);
+  std::vector<attn::BlockMap> sparse;
+  for (size_t i = 0; i < densities.size(); ++i) sparse.push_back(random_block_map(n, a.block, densities[i], a.seed + 1 + i));
+  const double flops = 4.0 * double(n) * double(n) * d * h;
+
+  std::cout << "bench attention: tokens " << n << ", head_dim " << d << ", heads " << h << ", block " << a.block
+            << ", threads " << threads << ", repeats " << a.repeats << " (medians)\n";
+
+  nlohmann::json per_isa = nlohmann::json::object();
+  for (attn::Isa isa : isas) {
+    const attn::KernelOptions opt{isa, threads};
+    struct Times {
+      std::vector<double> wall, cpu;
+    };
+    auto run = [&](const attn::BlockMap& m, Times& t) {
+      const double c0 = process_cpu_seconds();
+      const auto t0 = Clock::now();
+      attn::block_sparse_attention(q.data(), k.data(), v.data(), out.data(), h, n, d, m, opt);
+      t.wall.push_back(seconds_since(t0));
+      t.cpu.push_back(process_cpu_seconds() - c0);
+    };
+    Times warm, td;
+    run(dense, warm);
+    std::vector<Times> ts(sparse.size());
+    std::vector<std::vector<double>> ratio(sparse.size()), ratio_cpu(sparse.size());
+    for (size_t i = 0; i < sparse.size(); ++i) run(sparse[i], warm);
+    for (int r = 0; r < a.repeats; ++r) {  // interleaved: dense and sparse see the same machine state
+      run(dense, td);
+      for (size_t i = 0; i < sparse.size(); ++i) {
+        run(sparse[i], ts[i]);
+        ratio[i].push_back(ts[i].wall.back() / td.wall.back());
+        ratio_cpu[i].push_back(ts[i].cpu.back() / td.cpu.back());
+      }
+    }
+    nlohmann::json j;
+    j["dense_seconds"] = median(td.wall);
+    j["dense_gflops"] = flops / median(td.wall) / 1e9;
+    j["dense_cpu_seconds"] = median(td.cpu);
+    // Work per second of CPU actually received: on a shared machine, closer to what the kernel
+    // does on idle cores than the wall-clock rate (it counts OpenMP busy-waiting, though).
+    j["dense_gflops_per_cpu_second"] = flops / median(td.cpu) / 1e9;
+    j["dense_seconds_all"] = td.wall;
+    std::cout << std::fixed << "  " << std::left << std::setw(11) << attn::isa_name(isa) << " dense  "
+              << std::setprecision(4) << median(td.wall) << " s  " << std::setprecision(1) << double(j["dense_gflops"])
+              << " GFLOP/s (" << double(j["dense_gflops_per_cpu_second"]) << " per CPU-second)\n";
+    nlohmann::json sp = nlohmann::json::array();
+    for (size_t i = 0; i < sparse.size(); ++i) {
+      const double pd = sparse[i].pair_density();
+      nlohmann::json e;
+      e["density"] = densities[i];
+      e["pair_density"] = pd;
+      e["sparse_seconds"] = median(ts[i].wall);
+      e["sparse_over_dense"] = median(ratio[i]);
+      e["sparse_over_dense_per_density"] = median(ratio[i]) / pd;
+      e["sparse_over_dense_cpu"] = median(ratio_cpu[i]);
+      e["sparse_effective_gflops"] = flops * pd / median(ts[i].wall) / 1e9;
+      e["sparse_seconds_all"] = ts[i].wall;
+      sp.push_back(e);
+      std::cout << "  " << std::setw(11) << "" << " sparse " << std::setprecision(4) << median(ts[i].wall)
+                << " s  density " << std::setprecision(3) << densities[i] << " (pairs " << std::setprecision(4) << pd
+                << "): sparse/dense " << median(ratio[i]) << " = " << std::setprecision(3) << median(ratio[i]) / pd
+                << " x density (cpu time: " << median(ratio_cpu[i]) / pd << ")\n";
+    }
+    j["sparse"] = sp;
+    per_isa[attn::isa_name(isa)] = j;
+  }
+
+  const nlohmann::json& first = per_isa[attn::isa_name(isas.front())];
+  nlohmann::json j;
+  j["tokens"] = n;
+  j["head_dim"] = d;
+  j["heads"] = h;
+  j["density"] = densities.front();
+  j["block"] = a.block;
+  j["threads"] = threads;
+  j["repeats"] = a.repeats;
+  j["isa"] = attn::isa_name(isas.front());
+  j["dense_seconds"] = first["dense_seconds"];
+  j["dense_gflops"] = first["dense_gflops"];
+  j["sparse_seconds"] = first["sparse"][0]["sparse_seconds"];
+  j["pair_density"] = first["sparse"][0]["pair_density"];
+  j["sparse_over_dense"] = first["sparse"][0]["sparse_over_dense"];
+  j["sparse_over_dense_per_density"] = first["sparse"][0]["sparse_over_dense_per_density"];
+  j["per_isa"] = per_isa;
+
+  if (!a.no_gemm) {
+    bool with_openblas = false;
+#ifdef DITGEN_HAVE_OPENBLAS
+    with_openblas = true;
+    j["openblas_core"] = openblas_get_corename();
+    j["openblas_coretype_env"] = std::getenv("OPENBLAS_CORETYPE") ? std::getenv("OPENBLAS_CORETYPE") : "";
+#endif
+    const GemmRates sq = gemm_rates(2048, 2048, 2048, threads, a.repeats, with_openblas, a.settle_ms);
+    j["gemm_gflops"] = sq.best();
+    j["gemm_eigen_gflops"] = sq.eigen;
+    j["gemm_openblas_gflops"] = sq.openblas;
+    j["dense_over_gemm"] = double(first["dense_gflops"]) / sq.best();
+    j["gemm_gflops_per_cpu_second"] = sq.best_cpu();
+    j["gemm_eigen_gflops_per_cpu_second"] = sq.eigen_cpu;
+    j["gemm_openblas_gflops_per_cpu_second"] = sq.openblas_cpu;
+    j["dense_over_gemm_per_cpu_second"] = double(first["dense_gflops_per_cpu_second"]) / sq.best_cpu();
+    std::cout << std::setprecision(1) << "  GEMM 2048^3: Eigen " << sq.eigen << ", OpenBLAS " << sq.openblas
+              << " GFLOP/s; dense " << attn::isa_name(isas.front()) << " = " << std::setprecision(3)
+              << double(j["dense_over_gemm"]) << " of the ceiling\n"
+              << std::setprecision(1) << "  per CPU-second: Eigen " << sq.eigen_cpu << ", OpenBLAS " << sq.openblas_cpu
+              << "; dense " << attn::isa_name(isas.front()) << " = " << std::setprecision(3)
+              << double(j["dense_over_gemm_per_cpu_second"]) << " of the ceiling\n";
+    if (!a.no_thin) {
+      // The products attention does, on a panel of m = min(N, 1024) query rows (rates do not
+      // depend much on the panel height, and N×N would not fit at N = 32768).
+      const int64_t m = std::min<int64_t>(n, 1024);
+      const GemmRates qk = gemm_rates(m, n, d, threads, std::max(1, a.repeats / 2), with_openblas, a.settle_ms);
+      const GemmRates pv = gemm_rates(m, d, n, threads, std::max(1, a.repeats / 2), with_openblas, a.settle_ms);
+      j["thin_rows"] = m;
+      j["gemm_qk_gflops"] = qk.best();  // (m×d)·(d×N)
+      j["gemm_pv_gflops"] = pv.best();  // (m×N)·(N×d)
+      j["gemm_qk_eigen_gflops"] = qk.eigen;
+      j["gemm_qk_openblas_gflops"] = qk.openblas;
+      j["gemm_pv_eigen_gflops"] = pv.eigen;
+      j["gemm_pv_openblas_gflops"] = pv.openblas;
+      std::cout << std::setprecision(1) << "  thin GEMM (" << m << " query rows): Q.K^T " << qk.best()
+                << " GFLOP/s (Eigen " << qk.eigen << ", OpenBLAS " << qk.openblas << "); P.V " << pv.best()
+                << " (Eigen " << pv.eigen << ", OpenBLAS " << pv.openblas << ")\n";
+    }
+  }
+  j["settle_ms"] = a.settle_ms;
+  j["load_average_before"] = load_before;
+  j["load_average_after"] = load_average();
+  std::cout << std::setprecision(2) << "  load average " << load_before << " before, " << load_average() << " after\n";
+  if (!a.json.empty()) {
+    const std::string tmp = a.json + ".tmp";
+    {
+      std::ofstream f(tmp);
+      if (!f) throw std::runtime_error("bench attention: cannot write " + tmp);
+      f << j.dump(2) << "\n";
+      if (!f) throw std::runtime_error("bench attention: cannot write " + tmp);
+    }
+    if (std::rename(tmp.c_str(), a.json.c_str()) != 0) throw std::runtime_error("bench attention: cannot write " + a.json);
+  }
+}
+
+void add_attention_bench(CLI::App& bench) {
+  auto a = std::make_shared<AttentionArgs>();
+  CLI::App* s = bench.add_subcommand(
+      "attention",
+      "Flash-attention kernel: dense and block-sparse (random map of --density, diagonal kept) timed in one run "
+      "with the single-precision GEMM ceiling (max of Eigen and OpenBLAS on 2048^3; the process re-executes "
+      "itself with OPENBLAS_CORETYPE=SkylakeX, see --openblas-coretype)");
+  s->add_option("--tokens", a->tokens, "Tokens N")->required();
+  s->add_option("--head-dim", a->head_dim, "Head dimension")->required();
+  s->add_option("--heads", a->heads, "Heads")->required();
+  s->add_option("--density", a->density,
+                "Block density of the sparse map, (0, 1]; a comma-separated list times several maps against the "
+                "same dense runs (the top-level JSON keys describe the first)")
+      ->required();
+  s->add_option("--block", a->block, "Block size (query and key)")->capture_default_str();
+  s->add_option("--threads", a->threads, "Threads for the kernel and the GEMMs (0: OpenMP default)")->capture_default_str();
+  s->add_option("--isa", a->isa, "Kernel path(s), comma-separated: auto, portable, avx2, avx512, avx512bf16")->capture_default_str();
+  s->add_option("--repeats", a->repeats, "Timed repeats (medians are reported)")->capture_default_str();
+  s->add_option("--seed", a->seed, "Seed of the inputs and the block map")->capture_default_str();
+  s->add_option("--json", a->json, "Write the results as JSON to this file");
+  s->add_option("--settle-ms", a->settle_ms,
+                "Pause before and after the OpenBLAS runs, so that OpenMP and OpenBLAS workers do not busy-wait "
+                "against each other")
+      ->capture_default_str();
+  s->add_option("--openblas-coretype", a->openblas_coretype,
+                "OPENBLAS_CORETYPE the bench re-executes itself with (SkylakeX is applied on AVX-512 CPUs only; "
+                "'env' keeps the environment's)")
+      ->capture_default_str();
+  s->add_flag("--no-gemm", a->no_gemm, "Skip the GEMM ceiling");
+  s->add_flag("--no-thin", a->no_thin, "Skip the thin-shape GEMM rates");
+  s->callback([a] { run_attention_bench(*a); });
+}
+
+const Registrar reg("bench", "Benchmarks timed in one run (targets: attention)", [](CLI::App& sub) {
+  sub.require_subcommand(1);
+  add_attention_bench(sub);
+});
+
+}  // namespace
+}  // namespace ditgen::app

@@ -1,0 +1,389 @@
+// Flash-attention kernel against the double-precision reference, for every ISA path this CPU
+// runs: dense, random block maps, partial blocks with element masks, token counts that are not
+// block multiples, one block, a single token, several heads with distinct maps, blocks 64 and
+// 128, head dims 64, 128 and odd ones. Inputs are fresh random draws each run (the seed is
+// printed on failure).
+//
+// Tolerances (NMSE = Σ(out - ref)² / Σ ref²): float32 paths 1e-10 (they reach about 1e-12;
+// the exp2 polynomial is good to 1.4e-7 relative), the bf16 path 2e-4 (it reaches about 1e-5
+// with unit-variance logits and 3e-5 to 5e-5 with logits of standard deviation 4: q, k, v and
+// the probabilities are rounded to 8-bit mantissas); 1e-3 for head dims below 8, where the
+// output, a weighted mean of a few scalars, has little energy to compare against.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "attention/block_map.h"
+#include "attention/kernel.h"
+#include "tests/test_util.h"
+
+namespace ditgen::attn {
+namespace {
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16})
+    if (isa_supported(isa)) out.push_back(isa);
+  return out;
+}
+
+double tolerance(Isa isa, int d) { return isa == Isa::Avx512Bf16 ? (d < 8 ? 1e-3 : 2e-4) : 1e-10; }
+
+// Worst NMSE seen per ISA (head dims from 8), printed when the suite ends.
+std::map<std::string, double>& worst_nmse() {
+  static std::map<std::string, double> w;
+  return w;
+}
+class PrintWorstNmse : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    for (const auto& [isa, e] : worst_nmse()) std::printf("worst NMSE against the reference (head dim >= 8), %s: %.3g\n", isa.c_str(), e);
+  }
+};
+const auto* const kPrintWorst = ::testing::AddGlobalTestEnvironment(new PrintWorstNmse);
+
+uint64_t fresh_seed() {
+  std::random_device rd;
+  return (uint64_t(rd()) << 32) ^ rd();
+}
+
+struct Inputs {
+  std::vector<float> q, k, v;
+};
+
+Inputs random_inputs(int heads, int64_t tokens, int d, std::mt19937_64& rng, float q_scale = 1.0f) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  Inputs in;
+  const size_t n = size_t(heads) * size_t(tokens) * size_t(d);
+  in.q.resize(n), in.k.resize(n), in.v.resize(n);
+  for (auto& x : in.q) x = q_scale * nd(rng);
+  for (auto& x : in.k) x = nd(rng);
+  for (auto& x : in.v) x = nd(rng);
+  return in;
+}
+
+double nmse(const std::vector<float>& a, const std::vector<float>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double e = double(a[i]) - double(ref[i]);
+    num += e * e;
+    den += double(ref[i]) * double(ref[i]);
+  }
+  return num / den;
+}
+
+// A random map: each query block keeps its diagonal block (full, or partial with at least the
+// diagonal pairs set) plus about density·nb others, a share `partial` of them under random
+// element masks (set with probability `bit_p`).
+BlockMap random_map(int64_t tokens, int block, int num_maps, double density, double partial, double bit_p,
+                    std::mt19937_64& rng) {
+  BlockMap m;
+  m.tokens = tokens;
+  m.block = block;
+  m.num_maps = num_maps;
+  const int nb = m.num_blocks();
+  const int wpb = m.words_per_block();
+  std::uniform_real_distribution<double> u(0, 1);
+  m.full_ptr.push_back(0);
+  m.partial_ptr.push_back(0);
+  for (int map = 0; map < num_maps; ++map) {
+    for (int qb = 0; qb < nb; ++qb) {
+      std::vector<int> cols;
+      for (int kb = 0; kb < nb; ++kb)
+        if (kb == qb || u(rng) < density) cols.push_back(kb);
+      std::shuffle(cols.begin(), cols.end(), rng);
+      for (int kb : cols) {
+        if (u(rng) < partial) {
+          m.partial_cols.push_back(kb);
+          const size_t base = m.partial_bits.size();
+          m.partial_bits.resize(base + size_t(wpb), 0);
+          for (int i = 0; i < block; ++i)
+            for (int j = 0; j < block; ++j)
+              if ((kb == qb && i == j) || u(rng) < bit_p) {
+                const int64_t b = int64_t(i) * block + j;
+                m.partial_bits[base + size_t(b >> 6)] |= 1ull << (b & 63);
+              }
+        } else {
+          m.full_cols.push_back(kb);
+        }
+      }
+      m.full_ptr.push_back(int64_t(m.full_cols.size()));
+      m.partial_ptr.push_back(int64_t(m.partial_cols.size()));
+    }
+  }
+  return m;
+}
+
+// Runs every supported ISA on (inputs, map) and compares with the reference.
+void check_all_isas(int heads, int64_t tokens, int d, const BlockMap& map, uint64_t seed, float q_scale = 1.0f,
+                    const BlockMap* ref_map = nullptr) {
+  SCOPED_TRACE("seed " + std::to_string(seed) + ", heads " + std::to_string(heads) + ", tokens " +
+               std::to_string(tokens) + ", head_dim " + std::to_string(d) + ", block " + std::to_string(map.block));
+  std::mt19937_64 rng(seed);
+  const Inputs in = random_inputs(heads, tokens, d, rng, q_scale);
+  std::vector<float> ref(in.q.size());
+  reference_attention(in.q.data(), in.k.data(), in.v.data(), ref.data(), heads, tokens, d, ref_map ? ref_map : &map);
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE("isa " + isa_name(isa));
+    std::vector<float> out(in.q.size(), std::numeric_limits<float>::quiet_NaN());
+    block_sparse_attention(in.q.data(), in.k.data(), in.v.data(), out.data(), heads, tokens, d, map, {isa});
+    for (size_t i = 0; i < out.size(); ++i) ASSERT_TRUE(std::isfinite(out[i])) << "element " << i << " not written";
+    const double e = nmse(out, ref);
+    EXPECT_LE(e, tolerance(isa, d));
+    if (d >= 8) {
+      double& w = worst_nmse()[isa_name(isa)];
+      w = std::max(w, e);
+    }
+  }
+}
+
+TEST(AttentionKernel, IsaNamesAndResolution) {
+  for (Isa isa : {Isa::Auto, Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16})
+    EXPECT_EQ(parse_isa(isa_name(isa)), isa);
+  EXPECT_THROW(parse_isa("sse9"), std::invalid_argument);
+  const Isa best = resolve_isa(Isa::Auto);
+  EXPECT_NE(best, Isa::Auto);
+  EXPECT_NE(best, Isa::Avx512Bf16);  // bf16 changes numerics: opt-in only
+  EXPECT_TRUE(isa_supported(best));
+  EXPECT_EQ(resolve_isa(Isa::Portable), Isa::Portable);
+  for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
+    if (isa_supported(isa)) {
+      EXPECT_EQ(resolve_isa(isa), isa);
+    } else {
+      EXPECT_THROW(resolve_isa(isa), std::invalid_argument);
+    }
+  }
+  if (isa_supported(Isa::Avx512)) {
+    EXPECT_EQ(best, Isa::Avx512);
+  }
+  std::string names;
+  for (Isa isa : supported_isas()) names += isa_name(isa) + " ";
+  std::printf("kernel ISA paths tested on this CPU: %s(auto = %s)\n", names.c_str(), isa_name(best).c_str());
+}
+
+TEST(AttentionKernel, DenseMatchesReference) {
+  const uint64_t seed = fresh_seed();
+  struct Case {
+    int heads;
+    int64_t tokens;
+    int d, block;
+  };
+  for (const Case& c : {Case{2, 256, 64, 64}, Case{2, 300, 64, 64}, Case{1, 384, 128, 128}, Case{2, 333, 128, 128},
+                        Case{1, 200, 128, 64}, Case{1, 150, 64, 128}})
+    check_all_isas(c.heads, c.tokens, c.d, BlockMap::dense(c.tokens, c.block), seed + uint64_t(c.tokens));
+}
+
+TEST(AttentionKernel, OddAndLargeHeadDims) {
+  const uint64_t seed = fresh_seed();
+  for (int d : {1, 8, 33, 72, 80, 100, 256})
+    check_all_isas(1, 190, d, BlockMap::dense(190, 64), seed + uint64_t(d));
+}
+
+TEST(AttentionKernel, OneBlockAndSingleToken) {
+  const uint64_t seed = fresh_seed();
+  check_all_isas(2, 50, 64, BlockMap::dense(50, 64), seed);
+  check_all_isas(2, 64, 128, BlockMap::dense(64, 64), seed + 1);
+  check_all_isas(3, 1, 64, BlockMap::dense(1, 64), seed + 2);
+  check_all_isas(1, 1, 128, BlockMap::dense(1, 128), seed + 3);
+  check_all_isas(1, 17, 33, BlockMap::dense(17, 128), seed + 4);
+}
+
+TEST(AttentionKernel, SharpSoftmax) {
+  // Large logits: the online maxima move a lot between chunks.
+  const uint64_t seed = fresh_seed();
+  check_all_isas(2, 400, 64, BlockMap::dense(400, 64), seed, 4.0f);
+}
+
+TEST(AttentionKernel, RandomBlockMaps) {
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  for (int block : {64, 128})
+    for (int64_t tokens : {int64_t(640), int64_t(517)})
+      for (double density : {0.1, 0.4}) {
+        const BlockMap m = random_map(tokens, block, 1, density, 0.0, 0.0, rng);
+        ASSERT_NO_THROW(m.validate());
+        check_all_isas(2, tokens, 64, m, seed + uint64_t(tokens) + uint64_t(block));
+      }
+}
+
+TEST(AttentionKernel, PartialBlocksWithElementMasks) {
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  for (int block : {64, 128})
+    for (int64_t tokens : {int64_t(512), int64_t(450)})
+      for (int d : {64, 128}) {
+        const BlockMap m = random_map(tokens, block, 1, 0.35, 0.6, 0.3, rng);
+        ASSERT_NO_THROW(m.validate());
+        ASSERT_GT(m.partial_fraction(), 0.0);
+        check_all_isas(1, tokens, d, m, seed + uint64_t(tokens * d + block));
+      }
+}
+
+TEST(AttentionKernel, AllPartialSparseMasks) {
+  // Every block partial with sparse bits: many tiles where some query rows see nothing in a
+  // chunk (their running maximum stays -inf for a while).
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  for (int block : {64, 128}) {
+    const BlockMap m = random_map(300, block, 1, 0.5, 1.0, 0.02, rng);
+    ASSERT_NO_THROW(m.validate());
+    check_all_isas(2, 300, 64, m, seed + uint64_t(block));
+  }
+}
+
+TEST(AttentionKernel, SeveralHeadsWithDistinctMaps) {
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  BlockMap m = random_map(400, 64, 3, 0.3, 0.3, 0.4, rng);
+  m.head_map = {2, 0, 1, 0, 2};
+  ASSERT_NO_THROW(m.validate());
+  check_all_isas(5, 400, 64, m, seed);
+  BlockMap m2 = random_map(333, 128, 2, 0.5, 0.5, 0.5, rng);
+  m2.head_map = {1, 0};
+  check_all_isas(4, 333, 128, m2, seed + 1);  // head_map wraps: heads 2, 3 use maps 1, 0
+}
+
+TEST(AttentionKernel, OddBlockSize) {
+  // Not a required block size, but the kernel takes any (the bf16 path falls back to float32
+  // for odd ones).
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  for (int block : {16, 48, 96, 65}) {
+    const BlockMap m = random_map(301, block, 1, 0.4, 0.4, 0.5, rng);
+    ASSERT_NO_THROW(m.validate());
+    check_all_isas(1, 301, 64, m, seed + uint64_t(block));
+  }
+}
+
+TEST(AttentionKernel, AllOnesPartialEqualsDense) {
+  // Partial blocks with every bit set compute the same as full blocks.
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  const int64_t n = 200;
+  BlockMap dense = BlockMap::dense(n, 64);
+  BlockMap part = dense;
+  part.partial_cols = part.full_cols;
+  part.partial_ptr = part.full_ptr;
+  part.full_cols.clear();
+  std::fill(part.full_ptr.begin(), part.full_ptr.end(), 0);
+  part.partial_bits.assign(part.partial_cols.size() * size_t(part.words_per_block()), ~0ull);
+  ASSERT_NO_THROW(part.validate());
+  const Inputs in = random_inputs(2, n, 64, rng);
+  for (Isa isa : supported_isas()) {
+    std::vector<float> a(in.q.size()), b(in.q.size());
+    block_sparse_attention(in.q.data(), in.k.data(), in.v.data(), a.data(), 2, n, 64, dense, {isa});
+    block_sparse_attention(in.q.data(), in.k.data(), in.v.data(), b.data(), 2, n, 64, part, {isa});
+    EXPECT_LE(nmse(b, a), isa == Isa::Avx512Bf16 ? 1e-10 : 1e-13) << isa_name(isa);
+  }
+}
+
+TEST(AttentionKernel, PoisonedOutputFullyWrittenAndThreadCountInvariant) {
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  const int64_t n = 333;
+  const BlockMap m = random_map(n, 64, 1, 0.3, 0.5, 0.5, rng);
+  const Inputs in = random_inputs(3, n, 128, rng);
+  for (Isa isa : supported_isas()) {
+    std::vector<float> a(in.q.size(), std::numeric_limits<float>::quiet_NaN());
+    std::vector<float> b(in.q.size(), std::numeric_limits<float>::signaling_NaN());
+    block_sparse_attention(in.q.data(), in.k.data(), in.v.data(), a.data(), 3, n, 128, m, {isa, 1});
+    block_sparse_attention(in.q.data(), in.k.data(), in.v.data(), b.data(), 3, n, 128, m, {isa, 2});
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_FALSE(std::isnan(a[i])) << isa_name(isa) << " element " << i;
+      ASSERT_EQ(a[i], b[i]) << isa_name(isa) << ": each item is computed by one thread, so the result is bitwise "
+                            << "independent of the thread count (element " << i << ")";
+    }
+  }
+}
+
+TEST(AttentionKernel, EmptyQueryRowIsRejected) {
+  // validate() rejects a map in which a query attends to nothing ...
+  BlockMap m = BlockMap::dense(128, 64);
+  m.full_cols = {0, 1, 0};
+  m.full_ptr = {0, 2, 3};
+  m.partial_ptr = {0, 0, 0};
+  m.partial_bits.clear();
+  ASSERT_NO_THROW(m.validate());
+  // Query block 1: only a partial block whose mask misses query row 5.
+  m.full_cols = {0, 1};
+  m.full_ptr = {0, 2, 2};
+  m.partial_cols = {1};
+  m.partial_ptr = {0, 0, 1};
+  m.partial_bits.assign(size_t(m.words_per_block()), 0);
+  for (int i = 0; i < 64; ++i)
+    if (i != 5) m.partial_bits[size_t((i * 64 + i) >> 6)] |= 1ull << ((i * 64 + i) & 63);
+  EXPECT_THROW(m.validate(), std::invalid_argument);
+  // ... and so does a row with no block at all.
+  BlockMap e = BlockMap::dense(128, 64);
+  e.full_cols = {0, 1};
+  e.full_ptr = {0, 2, 2};
+  EXPECT_THROW(e.validate(), std::invalid_argument);
+  // The kernel reports such a map instead of writing NaN.
+  std::mt19937_64 rng(fresh_seed());
+  const Inputs in = random_inputs(1, 128, 64, rng);
+  for (Isa isa : supported_isas()) {
+    std::vector<float> out(in.q.size(), std::numeric_limits<float>::quiet_NaN());
+    EXPECT_THROW(block_sparse_attention(in.q.data(), in.k.data(), in.v.data(), out.data(), 1, 128, 64, m, {isa}),
+                 std::invalid_argument)
+        << isa_name(isa);
+    for (float x : out) ASSERT_FALSE(std::isnan(x));
+  }
+}
+
+TEST(AttentionKernel, RejectsInconsistentInputs) {
+  const BlockMap m = BlockMap::dense(100, 64);
+  std::vector<float> x(100 * 64);
+  EXPECT_THROW(block_sparse_attention(x.data(), x.data(), x.data(), x.data(), 1, 99, 64, m), std::invalid_argument);
+  BlockMap bad = m;
+  bad.full_cols[0] = 7;
+  EXPECT_THROW(block_sparse_attention(x.data(), x.data(), x.data(), x.data(), 1, 100, 64, bad), std::invalid_argument);
+  bad = m;
+  bad.full_ptr.pop_back();
+  EXPECT_THROW(block_sparse_attention(x.data(), x.data(), x.data(), x.data(), 1, 100, 64, bad), std::invalid_argument);
+}
+
+TEST(AttentionBenchCommand, WritesJsonWithTheDocumentedKeys) {
+  test::TempDir dir;
+  const std::string json = (dir.path / "bench.json").string();
+  const auto r = test::run_ditgen("bench attention --tokens 300 --head-dim 64 --heads 2 --density 0.5,0.25 "
+                                  "--repeats 1 --no-thin --json '" + json + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream f(json);
+  ASSERT_TRUE(f.good());
+  const nlohmann::json j = nlohmann::json::parse(f);
+  for (const char* key : {"tokens", "head_dim", "heads", "density", "dense_seconds", "sparse_seconds", "dense_gflops",
+                          "gemm_gflops"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["tokens"], 300);
+  EXPECT_EQ(j["head_dim"], 64);
+  EXPECT_EQ(j["heads"], 2);
+  EXPECT_DOUBLE_EQ(double(j["density"]), 0.5);
+  EXPECT_GT(double(j["dense_seconds"]), 0.0);
+  EXPECT_GT(double(j["sparse_seconds"]), 0.0);
+  EXPECT_GT(double(j["gemm_gflops"]), 0.0);
+  EXPECT_EQ(j["per_isa"][isa_name(resolve_isa(Isa::Auto))]["sparse"].size(), 2u);
+}
+
+TEST(AttentionBenchCommand, RejectsBadArguments) {
+  EXPECT_EQ(test::run_ditgen("bench attention --tokens 64 --head-dim 64 --heads 1 --density 0 --no-gemm").status, 2);
+  EXPECT_EQ(test::run_ditgen("bench attention --tokens 64 --head-dim 64 --heads 1 --density 0.5 --isa sse9 --no-gemm")
+                .status,
+            2);
+  EXPECT_EQ(test::run_ditgen("bench attention --tokens 64 --head-dim 64 --heads 1 --density 1.5,x --no-gemm").status, 2);
+  EXPECT_EQ(test::run_ditgen("bench").status, 2);
+}
+
+}  // namespace
+}  // namespace ditgen::attn

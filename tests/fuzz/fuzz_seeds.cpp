@@ -1,0 +1,92 @@
+// Writes the seed corpora of the fuzz harnesses with the project's own writers:
+//   fuzz_seeds DIR  ->  DIR/weights/*.h5, DIR/paro_calib/*.json, DIR/attn_spec/*.txt
+// The committed seeds under tests/fuzz/corpus/ were made with it (all files well under 50 KB).
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "attention/paro.h"
+#include "attention/reorder.h"
+#include "dit/weights.h"
+#include "io/weights_h5.h"
+
+namespace fs = std::filesystem;
+using namespace ditgen;
+
+namespace {
+
+DiTConfig tiny(int layers) {
+  DiTConfig c;
+  c.in_channels = 1;
+  c.patch_t = 1, c.patch_h = 2, c.patch_w = 2;
+  c.dim = 6, c.ffn_dim = 4, c.num_heads = 1, c.num_layers = layers;
+  c.freq_dim = 2, c.ctx_len = 1, c.ctx_dim = 2, c.num_classes = 2;
+  c.sample_steps = 1, c.frame_height = 4, c.frame_width = 4;
+  return c;
+}
+
+attn::ParoCalibration calibration(int tp, int hp, int wp, int block, int heads, int layers, bool all_plans) {
+  attn::ParoCalibration c;
+  c.tp = tp, c.hp = hp, c.wp = wp, c.block = block, c.heads = heads, c.layers = layers, c.mass = 0.9;
+  const int nb = int((int64_t(tp) * hp * wp + block - 1) / block);
+  for (int l = 0; l < layers; ++l)
+    for (int h = 0; h < heads; ++h) {
+      if (!all_plans && (l + h) % 2) continue;
+      attn::ParoHeadPlan p;
+      p.layer = l, p.head = h, p.order = attn::axis_orders()[size_t(l * heads + h) % 6];
+      p.keep.assign(size_t(nb), std::vector<char>(size_t(nb), 0));
+      int kept = 0;
+      for (int a = 0; a < nb; ++a)
+        for (int b = 0; b < nb; ++b)
+          if (a == b || (a + b + h) % 3 == 0) p.keep[size_t(a)][size_t(b)] = 1, ++kept;
+      p.density = double(kept) / (double(nb) * nb);
+      c.plans.push_back(p);
+    }
+  return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: fuzz_seeds DIR\n";
+    return 2;
+  }
+  const fs::path dir = argv[1];
+  for (const char* sub : {"weights", "paro_calib", "attn_spec"}) fs::create_directories(dir / sub);
+
+  const std::pair<const char*, io::DiskType> types[] = {
+      {"f32", io::DiskType::Float32}, {"f16", io::DiskType::Float16}, {"bf16", io::DiskType::BFloat16}};
+  for (auto [name, type] : types) {
+    const DiTConfig c = tiny(1);
+    DiTWeights w = DiTWeights::random(c, 7);
+    io::save_weights((dir / "weights" / (std::string("tiny_") + name + ".h5")).string(), c, w, type, true);
+  }
+  {
+    const DiTConfig c = tiny(2);
+    DiTWeights w = DiTWeights::random(c, 8);
+    io::save_weights((dir / "weights" / "tiny_2layers_f16.h5").string(), c, w, io::DiskType::Float16, true);
+  }
+
+  calibration(1, 4, 4, 4, 2, 2, true).write((dir / "paro_calib" / "grid1x4x4_block4.json").string());
+  calibration(3, 4, 6, 16, 2, 2, false).write((dir / "paro_calib" / "grid3x4x6_block16_partial.json").string());
+  calibration(2, 2, 3, 5, 2, 1, true).write((dir / "paro_calib" / "grid2x2x3_block5.json").string());
+
+  const char* specs[] = {
+      "dense",
+      "dense:block=16",
+      "radial:decay=0.5,sink=0,shrink=1,block=8",
+      "radial3d:decay=1,sink=1,layout=tile,tile=2x2x2",
+      "window:window=3x3x3,tile=2x2x2,summary=1,dense_steps=1",
+      "window:window=1x3x5,layout=tile,tile=1x2x2,sink=0",
+      "svg:density=0.3,rows=8,sample_limit=100,dense_layers=1",
+      "topp:p=0.9,sink=1,block=4,layout=transpose",
+      "topp:p=0.5,dense_steps=auto,auto_tol=0.1,auto_rows=4",
+      "radial:dense_steps=0.5,dense_layers=1,layout=hwt,block=7",
+      "paro:calib=c.json,block=64",
+  };
+  int i = 0;
+  for (const char* s : specs) std::ofstream(dir / "attn_spec" / ("spec" + std::to_string(i++) + ".txt"), std::ios::binary) << s;
+  std::cout << "seeds written under " << dir.string() << "\n";
+  return 0;
+}
