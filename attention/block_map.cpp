@@ -27,6 +27,32 @@ BlockMap BlockMap::dense(int64_t tokens, int block) {
   return m;
 }
 
+void BlockMap::row_keys(int map, int64_t query, std::vector<char>& allowed) const {
+  allowed.assign(size_t(tokens), 0);
+  const int qb = int(query / block);
+  const int64_t r = row(map, qb);
+  for (int64_t e = full_ptr[size_t(r)]; e < full_ptr[size_t(r + 1)]; ++e) {
+    const int64_t k0 = int64_t(full_cols[size_t(e)]) * block;
+    std::fill(allowed.begin() + k0, allowed.begin() + std::min(tokens, k0 + block), 1);
+  }
+  for (int64_t e = partial_ptr[size_t(r)]; e < partial_ptr[size_t(r + 1)]; ++e) {
+    const int64_t k0 = int64_t(partial_cols[size_t(e)]) * block;
+    for (int64_t j = k0; j < std::min(tokens, k0 + block); ++j)
+      if (bit(partial_mask(e), block, int(query - int64_t(qb) * block), int(j - k0))) allowed[size_t(j)] = 1;
+  }
+}
+
+bool BlockMap::allows(int map, int64_t q, int64_t k) const {
+  const int qb = int(q / block), kb = int(k / block);
+  const int64_t r = row(map, qb);
+  for (int64_t e = full_ptr[size_t(r)]; e < full_ptr[size_t(r + 1)]; ++e)
+    if (full_cols[size_t(e)] == kb) return true;
+  for (int64_t e = partial_ptr[size_t(r)]; e < partial_ptr[size_t(r + 1)]; ++e)
+    if (partial_cols[size_t(e)] == kb)
+      return bit(partial_mask(e), block, int(q - int64_t(qb) * block), int(k - int64_t(kb) * block));
+  return false;
+}
+
 void BlockMap::validate() const {
   auto fail = [](const std::string& msg) { throw std::invalid_argument("block map: " + msg); };
   if (tokens < 1) fail("tokens = " + std::to_string(tokens) + ", expected at least 1");

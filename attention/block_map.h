@@ -31,6 +31,12 @@ struct BlockMap {
     return (mask[b >> 6] >> (b & 63)) & 1u;
   }
 
+  // allowed[j] = 1 for each key j that query `query` attends to under map `map`, else 0
+  // (allowed is resized to tokens).
+  void row_keys(int map, int64_t query, std::vector<char>& allowed) const;
+  // Whether query q attends to key k under map `map`.
+  bool allows(int map, int64_t q, int64_t k) const;
+
   // Every key block full, one map shared by all heads.
   static BlockMap dense(int64_t tokens, int block);
 

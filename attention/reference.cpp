@@ -22,19 +22,7 @@ void reference_attention(const float* q, const float* k, const float* v, float* 
         if (map == nullptr) {
           std::fill(allowed.begin(), allowed.end(), 1);
         } else {
-          std::fill(allowed.begin(), allowed.end(), 0);
-          const int b = map->block;
-          const int qb = int(i / b);
-          const int64_t r = map->row(map->map_of_head(h), qb);
-          for (int64_t e = map->full_ptr[size_t(r)]; e < map->full_ptr[size_t(r + 1)]; ++e) {
-            const int64_t k0 = int64_t(map->full_cols[size_t(e)]) * b;
-            for (int64_t j = k0; j < std::min(tokens, k0 + b); ++j) allowed[size_t(j)] = 1;
-          }
-          for (int64_t e = map->partial_ptr[size_t(r)]; e < map->partial_ptr[size_t(r + 1)]; ++e) {
-            const int64_t k0 = int64_t(map->partial_cols[size_t(e)]) * b;
-            for (int64_t j = k0; j < std::min(tokens, k0 + b); ++j)
-              if (BlockMap::bit(map->partial_mask(e), b, int(i - int64_t(qb) * b), int(j - k0))) allowed[size_t(j)] = 1;
-          }
+          map->row_keys(map->map_of_head(h), i, allowed);
         }
         double mx = -std::numeric_limits<double>::infinity();
         for (int64_t j = 0; j < tokens; ++j) {

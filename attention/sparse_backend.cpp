@@ -139,18 +139,7 @@ void rows_attention(const float* q, const float* k, const float* v, int64_t toke
     if (map == nullptr) {
       std::fill(allowed.begin(), allowed.end(), 1);
     } else {
-      std::fill(allowed.begin(), allowed.end(), 0);
-      const int b = map->block, qb = int(i / b);
-      const int64_t row = map->row(map_index, qb);
-      for (int64_t e = map->full_ptr[size_t(row)]; e < map->full_ptr[size_t(row + 1)]; ++e) {
-        const int64_t k0 = int64_t(map->full_cols[size_t(e)]) * b;
-        for (int64_t j = k0; j < std::min(tokens, k0 + b); ++j) allowed[size_t(j)] = 1;
-      }
-      for (int64_t e = map->partial_ptr[size_t(row)]; e < map->partial_ptr[size_t(row + 1)]; ++e) {
-        const int64_t k0 = int64_t(map->partial_cols[size_t(e)]) * b;
-        for (int64_t j = k0; j < std::min(tokens, k0 + b); ++j)
-          if (BlockMap::bit(map->partial_mask(e), b, int(i - int64_t(qb) * b), int(j - k0))) allowed[size_t(j)] = 1;
-      }
+      map->row_keys(map_index, i, allowed);
     }
     const float* qi = q + i * head_dim;
     double mx = -std::numeric_limits<double>::infinity();
@@ -234,14 +223,7 @@ bool SparseBackend::last_allows(int head, int64_t q, int64_t k) const {
     const std::vector<int32_t>& pos = last_pos_[size_t(head) % last_pos_.size()];
     if (!pos.empty()) q = pos[size_t(q)], k = pos[size_t(k)];
   }
-  const BlockMap& m = *last_map_;
-  const int b = m.block, qb = int(q / b), kb = int(k / b);
-  const int64_t r = m.row(m.map_of_head(head), qb);
-  for (int64_t e = m.full_ptr[size_t(r)]; e < m.full_ptr[size_t(r + 1)]; ++e)
-    if (m.full_cols[size_t(e)] == kb) return true;
-  for (int64_t e = m.partial_ptr[size_t(r)]; e < m.partial_ptr[size_t(r + 1)]; ++e)
-    if (m.partial_cols[size_t(e)] == kb) return BlockMap::bit(m.partial_mask(e), b, int(q - int64_t(qb) * b), int(k - int64_t(kb) * b));
-  return false;
+  return last_map_->allows(last_map_->map_of_head(head), q, k);
 }
 
 double SparseBackend::sparse_attend(const AttentionInputs& in, float* out, const AttentionContext&) {
