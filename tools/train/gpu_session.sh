@@ -6,6 +6,9 @@
 #        from models/digits-dit.h5 (the phase-1 EMA export) with a fresh optimizer, appending
 #        to a copy of tools/train/train_log.csv, then monitors
 #   bash tools/train/gpu_session.sh wait [SECONDS]         later calls: monitor, copy back
+# LR (default 3e-4) sets the peak learning rate of `continue`. Once training has finished,
+# `wait` writes the parity files (tools/train/golden.py, float32 on the machine's CPUs) for
+# the new export and copies them back too.
 # Everything the run writes lives in runs/main/ (git-ignored). Copies the newest EMA export,
 # the CSV log, the loss plot and the console log to $OUT when $OUT is set.
 set -uo pipefail
@@ -18,8 +21,10 @@ t_call=$(date +%s)
 
 copy_back() {
   [[ -n "$OUT" ]] || return 0
-  for f in digits-dit.h5 final.h5 train_log.csv loss.png log.txt bench.txt; do
-    [[ -f "$RUN/$f" ]] && cp "$RUN/$f" "$OUT/$f.tmp" && mv "$OUT/$f.tmp" "$OUT/$f"
+  for f in digits-dit.h5 final.h5 train_log.csv loss.png log.txt bench.txt \
+           golden/golden_forward.h5 golden/golden_sample.h5 golden/golden.log; do
+    local b; b=$(basename "$f")
+    [[ -f "$RUN/$f" ]] && cp "$RUN/$f" "$OUT/$b.tmp" && mv "$OUT/$b.tmp" "$OUT/$b"
   done
   # only one of the two exports is needed back
   [[ -f "$OUT/final.h5" ]] && rm -f "$OUT/digits-dit.h5"
@@ -29,7 +34,16 @@ copy_back() {
 monitor() {  # $1: seconds budget of this call
   local until=$(( t_call + $1 ))
   while (( $(date +%s) < until )); do
-    if [[ -f "$RUN/DONE" ]]; then echo "training finished: rc $(cat $RUN/DONE)"; break; fi
+    if [[ -f "$RUN/DONE" ]]; then
+      echo "training finished: rc $(cat $RUN/DONE)"
+      left=$(( until - $(date +%s) - 20 ))
+      if [[ -f "$RUN/final.h5" && ! -f "$RUN/golden/golden_sample.h5" ]] && (( left > 60 )); then
+        mkdir -p "$RUN/golden"
+        timeout $left python3 tools/train/golden.py --model "$RUN/final.h5" \
+          --out "$RUN/golden" --threads 16 2>&1 | tee "$RUN/golden/golden.log"
+      fi
+      break
+    fi
     sleep 15
   done
   tail -n 4 "$RUN/log.txt" 2>/dev/null
@@ -71,7 +85,7 @@ continue)
   echo "call start $t_call, training deadline $deadline ($(( deadline - t_call )) s from now)"
   cp tools/train/train_log.csv "$RUN/train_log.csv"
   cat > "$RUN/train.sh" <<EOT
-args="--steps 0 --deadline $deadline --init models/digits-dit.h5 --continue-log --lr 3e-4 --warmup 200 \
+args="--steps 0 --deadline $deadline --init models/digits-dit.h5 --continue-log --lr ${LR:-3e-4} --warmup 200 \
   --ckpt-every 150 --run $RUN --log $RUN/train_log.csv --plot $RUN/loss.png --export $RUN/final.h5"
 python3 tools/train/train.py \$args --compile
 rc=\$?
