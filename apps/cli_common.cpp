@@ -1,5 +1,7 @@
 #include "apps/cli_common.h"
 
+#include "dit/gemm.h"
+
 #include <omp.h>
 #include <unistd.h>
 
@@ -67,6 +69,7 @@ void GenerationFlags::add(CLI::App& sub) {
   sub.add_option("--solver", solver, "euler, unipc or dpm++2m");
   sub.add_option("--threads", threads, "OpenMP threads (0 = all cores)");
   sub.add_option("--isa", isa, "Attention kernel path: auto, portable, avx2, avx512, avx512bf16");
+  sub.add_option("--gemm", gemm, "GEMM of the linear layers: auto (OpenBLAS when it loads, else Eigen), eigen, openblas");
   sub.add_option("--max-memory", max_memory_mb, "Refuse runs estimated to need more than this many MiB (default: memory available)");
 }
 
@@ -105,6 +108,11 @@ GenerateOptions GenerationFlags::options(const DiTConfig& c) const {
   if (!(max_memory_mb >= 0 && max_memory_mb <= 1e9))
     throw UsageError("--max-memory " + num(max_memory_mb) + " is out of range: expected 0 (the memory available) to 1e9 MiB");
   o.memory_limit_bytes = int64_t(max_memory_mb * 1024 * 1024);
+  try {
+    gemm::set_backend(gemm::parse_backend(gemm));
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--gemm: ") + e.what());
+  }
   o.progress = isatty(2);
   return o;
 }

@@ -27,6 +27,7 @@ struct GenerationFlags {
   std::string solver = "unipc";
   int threads = 0;
   std::string isa = "auto";
+  std::string gemm = "auto";
   double max_memory_mb = 0;
 
   void add(CLI::App& sub);

@@ -1,7 +1,8 @@
 // ditgen bench <target>: benchmarks timed in one process, so that the ratios between what they
-// time hold on a shared, noisy machine. Targets: `attention` (the flash-attention kernel, dense
-// and block-sparse, against the machine's single-precision GEMM ceiling). A new target adds an
-// add_<target>_bench(CLI::App& bench) below and calls it from the Registrar.
+// time hold on a shared, noisy machine. Targets: `attention` (here: the flash-attention kernel,
+// dense and block-sparse, against the machine's single-precision GEMM ceiling) and `linear`
+// (cmd_bench_linear.cpp). A new target declares add_<target>_bench in bench_util.h and is
+// added to the Registrar below.
 // GCC 12 warns about the undefined-vector idiom of its AVX-512 headers as used by Eigen (PR 105593).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -29,131 +30,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/bench_util.h"
 #include "apps/commands.h"
 #include "attention/block_map.h"
 #include "attention/kernel.h"
+#include "dit/gemm.h"
 
-#ifdef DITGEN_HAVE_OPENBLAS
-#include <cblas.h>
-#endif
 
-namespace ditgen::app {
+namespace ditgen::app::bench {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double load_average() {
-  std::ifstream f("/proc/loadavg");
-  double x = -1;
-  if (f) f >> x;
-  return x;
-}
-
-// OpenBLAS picks its kernels when the library loads, from OPENBLAS_CORETYPE; its 0.3.21 does not
-// know Zen 5 and falls back to AVX2 kernels (and shared machines may set the variable to
-// Haswell). So the bench re-executes itself once with OPENBLAS_CORETYPE=<coretype> (SkylakeX by
-// default: the AVX-512 kernels) unless the variable already says so; coretype "env" keeps the
-// environment's value.
-void reexec_with_openblas_coretype(const std::string& coretype) {
-#ifdef DITGEN_HAVE_OPENBLAS
-  if (coretype.empty() || coretype == "env" || std::getenv("DITGEN_BENCH_REEXEC")) return;
-  if (coretype == "SkylakeX" && !__builtin_cpu_supports("avx512f")) return;
-  const char* cur = std::getenv("OPENBLAS_CORETYPE");
-  if (cur && coretype == cur) return;
-  std::ifstream f("/proc/self/cmdline", std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::vector<std::string> args;
-  for (size_t p = 0; p < all.size();) {
-    const size_t e = all.find('\0', p);
-    args.push_back(all.substr(p, e == std::string::npos ? std::string::npos : e - p));
-    if (e == std::string::npos) break;
-    p = e + 1;
-  }
-  if (args.empty()) return;
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const std::string old = cur ? cur : "";
-  setenv("OPENBLAS_CORETYPE", coretype.c_str(), 1);
-  setenv("DITGEN_BENCH_REEXEC", "1", 1);
-  std::cout.flush();
-  execv("/proc/self/exe", argv.data());
-  // exec failed: go on with the kernels OpenBLAS already chose.
-  if (cur)
-    setenv("OPENBLAS_CORETYPE", old.c_str(), 1);
-  else
-    unsetenv("OPENBLAS_CORETYPE");
-#else
-  (void)coretype;
-#endif
-}
-
-double process_cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
-
-// GFLOP/s of wall-clock time and GFLOP per second of process CPU time (what the threads
-// actually ran: on a shared machine the second is the steadier figure).
-struct GemmRates {
-  double eigen = 0, openblas = 0;
-  double eigen_cpu = 0, openblas_cpu = 0;
-  double best() const { return std::max(eigen, openblas); }
-  double best_cpu() const { return std::max(eigen_cpu, openblas_cpu); }
-};
-
-// C (m×n) = A (m×k) · B (k×n), median rates over `repeats` after one warm-up.
-GemmRates gemm_rates(int64_t m, int64_t n, int64_t k, int threads, int repeats, bool with_openblas, int settle_ms) {
-  GemmRates r;
-  Eigen::MatrixXf a = Eigen::MatrixXf::Random(m, k), b = Eigen::MatrixXf::Random(k, n), c(m, n);
-  const double flops = 2.0 * double(m) * double(n) * double(k);
-  auto time = [&](auto&& f, double& wall_rate, double& cpu_rate) {
-    std::vector<double> t, tc;
-    for (int i = 0; i <= repeats; ++i) {
-      const double c0 = process_cpu_seconds();
-      const auto t0 = Clock::now();
-      f();
-      if (i > 0) {
-        t.push_back(seconds_since(t0));
-        tc.push_back(process_cpu_seconds() - c0);
-      }
-    }
-    wall_rate = flops / median(t) / 1e9;
-    cpu_rate = flops / median(tc) / 1e9;
-  };
-  Eigen::setNbThreads(threads);
-  time([&] { c.noalias() = a * b; }, r.eigen, r.eigen_cpu);
-#ifdef DITGEN_HAVE_OPENBLAS
-  if (with_openblas) {
-    // Let the OpenMP workers of the kernels and of Eigen stop spinning before OpenBLAS's own
-    // threads start, and OpenBLAS's before the next OpenMP region (each kind busy-waits for a
-    // while after its last parallel region; --settle-ms 0 shows what that costs).
-    std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
-    openblas_set_num_threads(threads);
-    time(
-        [&] {
-          cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, int(m), int(n), int(k), 1.0f, a.data(), int(m),
-                      b.data(), int(k), 0.0f, c.data(), int(m));
-        },
-        r.openblas, r.openblas_cpu);
-    std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
-  }
-#else
-  (void)with_openblas;
-  (void)settle_ms;
-#endif
-  return r;
-}
 
 // A random block map of about `density`: each query block keeps its diagonal block and
 // round(density·nb) - 1 others drawn uniformly; one map for all heads.
@@ -190,18 +75,8 @@ struct AttentionArgs {
   std::string json;
   uint64_t seed = 1;
   int settle_ms = 300;
-  std::string openblas_coretype = "SkylakeX";
   bool no_gemm = false, no_thin = false;
 };
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 void run_attention_bench(const AttentionArgs& a) {
   if (a.tokens < 1 || a.head_dim < 1 || a.heads < 1 || a.repeats < 1)
@@ -232,7 +107,6 @@ void run_attention_bench(const AttentionArgs& a) {
     }
   }
   if (isas.empty()) throw UsageError("bench attention: --isa is empty");
-  reexec_with_openblas_coretype(a.openblas_coretype);
   const int threads = a.threads > 0 ? a.threads : omp_get_max_threads();
   const int64_t n = a.tokens;
   const int d = a.head_dim, h = a.heads;
@@ -331,12 +205,8 @@ void run_attention_bench(const AttentionArgs& a) {
   j["per_isa"] = per_isa;
 
   if (!a.no_gemm) {
-    bool with_openblas = false;
-#ifdef DITGEN_HAVE_OPENBLAS
-    with_openblas = true;
-    j["openblas_core"] = openblas_get_corename();
-    j["openblas_coretype_env"] = std::getenv("OPENBLAS_CORETYPE") ? std::getenv("OPENBLAS_CORETYPE") : "";
-#endif
+    const bool with_openblas = gemm::openblas_available();
+    describe_openblas(j);
     const GemmRates sq = gemm_rates(2048, 2048, 2048, threads, a.repeats, with_openblas, a.settle_ms);
     j["gemm_gflops"] = sq.best();
     j["gemm_eigen_gflops"] = sq.eigen;
@@ -374,25 +244,18 @@ void run_attention_bench(const AttentionArgs& a) {
   j["load_average_before"] = load_before;
   j["load_average_after"] = load_average();
   std::cout << std::setprecision(2) << "  load average " << load_before << " before, " << load_average() << " after\n";
-  if (!a.json.empty()) {
-    const std::string tmp = a.json + ".tmp";
-    {
-      std::ofstream f(tmp);
-      if (!f) throw std::runtime_error("bench attention: cannot write " + tmp);
-      f << j.dump(2) << "\n";
-      if (!f) throw std::runtime_error("bench attention: cannot write " + tmp);
-    }
-    if (std::rename(tmp.c_str(), a.json.c_str()) != 0) throw std::runtime_error("bench attention: cannot write " + a.json);
-  }
+  if (!a.json.empty()) write_json_file(j, a.json, "bench attention");
 }
+
+}  // namespace
 
 void add_attention_bench(CLI::App& bench) {
   auto a = std::make_shared<AttentionArgs>();
   CLI::App* s = bench.add_subcommand(
       "attention",
       "Flash-attention kernel: dense and block-sparse (random map of --density, diagonal kept) timed in one run "
-      "with the single-precision GEMM ceiling (max of Eigen and OpenBLAS on 2048^3; the process re-executes "
-      "itself with OPENBLAS_CORETYPE=SkylakeX, see --openblas-coretype)");
+      "with the single-precision GEMM ceiling (max of Eigen and OpenBLAS on 2048^3, OpenBLAS loaded as dit/gemm.h "
+      "does: its AVX-512 kernels on AVX-512 CPUs)");
   s->add_option("--tokens", a->tokens, "Tokens N")->required();
   s->add_option("--head-dim", a->head_dim, "Head dimension")->required();
   s->add_option("--heads", a->heads, "Heads")->required();
@@ -410,19 +273,17 @@ void add_attention_bench(CLI::App& bench) {
                 "Pause before and after the OpenBLAS runs, so that OpenMP and OpenBLAS workers do not busy-wait "
                 "against each other")
       ->capture_default_str();
-  s->add_option("--openblas-coretype", a->openblas_coretype,
-                "OPENBLAS_CORETYPE the bench re-executes itself with (SkylakeX is applied on AVX-512 CPUs only; "
-                "'env' keeps the environment's)")
-      ->capture_default_str();
   s->add_flag("--no-gemm", a->no_gemm, "Skip the GEMM ceiling");
   s->add_flag("--no-thin", a->no_thin, "Skip the thin-shape GEMM rates");
   s->callback([a] { run_attention_bench(*a); });
 }
 
-const Registrar reg("bench", "Benchmarks timed in one run (targets: attention)", [](CLI::App& sub) {
+namespace {
+const Registrar reg("bench", "Benchmarks timed in one run (targets: attention, linear)", [](CLI::App& sub) {
   sub.require_subcommand(1);
   add_attention_bench(sub);
+  add_linear_bench(sub);
 });
-
 }  // namespace
-}  // namespace ditgen::app
+
+}  // namespace ditgen::app::bench

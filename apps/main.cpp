@@ -3,9 +3,11 @@
 #include <iostream>
 
 #include "apps/commands.h"
+#include "apps/openblas_env.h"
 
 int main(int argc, char** argv) {
   using namespace ditgen::app;
+  reexec_for_openblas_coretype(argv);
   CLI::App app{"ditgen: diffusion-transformer video generation on the CPU with sparse attention"};
   app.require_subcommand(1);
   auto& registry = command_registry();

@@ -1,17 +1,15 @@
 #include "dit/ops.h"
 
+#include "dit/gemm.h"
+
 #include <Eigen/Core>
 #include <cmath>
 
 namespace ditgen::ops {
 
-using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 void linear(const float* x, int64_t rows, int64_t in, const float* W, const float* b, int64_t out, float* y) {
-  Eigen::Map<const RowMat> X(x, rows, in);
-  Eigen::Map<const RowMat> Wm(W, out, in);
-  Eigen::Map<RowMat> Y(y, rows, out);
-  Y.noalias() = X * Wm.transpose();
+  gemm::matmul_nt(gemm::active_backend(), x, rows, in, W, out, y);
   if (b != nullptr) {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r)

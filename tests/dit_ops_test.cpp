@@ -1,6 +1,7 @@
 // Each fast layer of the DiT block against its plain twin on fresh random inputs.
 #include <gtest/gtest.h>
 
+#include "dit/gemm.h"
 #include "dit/layout.h"
 #include "dit/ops.h"
 #include "dit/rope.h"
@@ -17,8 +18,18 @@ struct LinearCase {
   int64_t rows, in, out;
 };
 
+// Every GEMM backend this machine has (Eigen always; OpenBLAS where its library loads).
+std::vector<gemm::Backend> available_backends() {
+  std::vector<gemm::Backend> out{gemm::Backend::eigen};
+  if (gemm::openblas_available()) out.push_back(gemm::Backend::openblas);
+  return out;
+}
+
 TEST(Ops, LinearMatchesReference) {
   auto rng = fresh_rng();
+  const gemm::Backend before = gemm::active_backend();
+  for (gemm::Backend backend : available_backends()) {
+  gemm::set_backend(backend);
   // Edge sizes: one row, odd sizes, model shapes.
   for (LinearCase c : {LinearCase{1, 1, 1}, LinearCase{1, 7, 3}, LinearCase{37, 19, 23}, LinearCase{256, 256, 768},
                        LinearCase{129, 768, 256}}) {
@@ -28,8 +39,17 @@ TEST(Ops, LinearMatchesReference) {
     ops::linear(x.data(), c.rows, c.in, w.data(), b.data(), c.out, y.data());
     ops::linear_ref(x.data(), c.rows, c.in, w.data(), b.data(), c.out, r.data());
     // float32 GEMM against double accumulation: NMSE ≤ 1e-10.
-    EXPECT_LT(nmse(y.data(), r.data(), y.size()), 1e-10) << "rows " << c.rows << " in " << c.in << " out " << c.out;
+    EXPECT_LT(nmse(y.data(), r.data(), y.size()), 1e-10)
+        << gemm::backend_name(backend) << ": rows " << c.rows << " in " << c.in << " out " << c.out;
   }
+  }
+  gemm::set_backend(before);
+}
+
+TEST(Ops, GemmBackendNames) {
+  for (const char* name : {"auto", "eigen", "openblas"}) EXPECT_EQ(gemm::backend_name(gemm::parse_backend(name)), name);
+  EXPECT_THROW(gemm::parse_backend("mkl"), std::invalid_argument);
+  EXPECT_NE(gemm::active_backend(), gemm::Backend::automatic);
 }
 
 TEST(Ops, NormsMatchReference) {
