@@ -11,7 +11,6 @@
 
 #include <Eigen/Core>
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -66,8 +65,8 @@ GemmRates gemm_rates(int64_t m, int64_t n, int64_t k, int threads, int repeats, 
   Eigen::setNbThreads(threads);
   time([&] { c.noalias() = a * b; }, r.eigen, r.eigen_cpu);
   if (with_openblas && gemm::openblas_available()) {
-    // Let the OpenMP workers stop spinning before OpenBLAS runs, and OpenBLAS's afterwards (a
-    // pthread build of OpenBLAS busy-waits after its last call; --settle-ms 0 shows the cost).
+    // Let OpenMP workers that still spin from the previous region stop before OpenBLAS's timed
+    // runs start, and OpenBLAS's before the next bench; --settle-ms 0 shows what that costs.
     std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
     // Same flop count as A·B: A (m×k) times the k×n buffer read as an n×k matrix, transposed.
     time([&] { gemm::matmul_nt(gemm::Backend::openblas, a.data(), m, k, b.data(), n, c.data()); }, r.openblas,
@@ -92,15 +91,5 @@ void describe_openblas(nlohmann::json& j) {
   j["openblas_coretype_env"] = std::getenv("OPENBLAS_CORETYPE") ? std::getenv("OPENBLAS_CORETYPE") : "";
 }
 
-void write_json_file(const nlohmann::json& j, const std::string& path, const std::string& what) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    if (!f) throw std::runtime_error(what + ": cannot write " + tmp);
-    f << j.dump(2) << "\n";
-    if (!f) throw std::runtime_error(what + ": cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error(what + ": cannot write " + path);
-}
 
 }  // namespace ditgen::app::bench

@@ -38,9 +38,6 @@ GemmRates gemm_rates(int64_t m, int64_t n, int64_t k, int threads, int repeats, 
 // Which OpenBLAS was loaded (dit/gemm.h) and the OPENBLAS_CORETYPE it was loaded with.
 void describe_openblas(nlohmann::json& j);
 
-// Writes `j` to `path` through a temporary file and a rename (`what` names the bench in errors).
-void write_json_file(const nlohmann::json& j, const std::string& path, const std::string& what);
-
 // The targets, each adding its subcommand to `ditgen bench`.
 void add_attention_bench(CLI::App& bench);
 void add_linear_bench(CLI::App& bench);

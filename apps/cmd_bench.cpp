@@ -9,33 +9,26 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include <omp.h>
-#include <unistd.h>
 
 #include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <ctime>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <memory>
 #include <random>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/bench_util.h"
+#include "apps/cli_common.h"
 #include "apps/commands.h"
 #include "attention/block_map.h"
 #include "attention/kernel.h"
 #include "dit/gemm.h"
-
 
 namespace ditgen::app::bench {
 namespace {
@@ -244,7 +237,7 @@ void run_attention_bench(const AttentionArgs& a) {
   j["load_average_before"] = load_before;
   j["load_average_after"] = load_average();
   std::cout << std::setprecision(2) << "  load average " << load_before << " before, " << load_average() << " after\n";
-  if (!a.json.empty()) write_json_file(j, a.json, "bench attention");
+  if (!a.json.empty()) write_json(a.json, j, /*overwrite=*/true);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/bench_util.h"
+#include "apps/cli_common.h"
 #include "apps/commands.h"
 #include "dit/config.h"
 #include "dit/gemm.h"
@@ -162,7 +163,7 @@ void run_linear_bench(const LinearArgs& a) {
   j["load_average_before"] = load_before;
   j["load_average_after"] = load_average();
   std::cout << std::setprecision(2) << "  load average " << load_before << " before, " << load_average() << " after\n";
-  if (!a.json.empty()) write_json_file(j, a.json, "bench linear");
+  if (!a.json.empty()) write_json(a.json, j, /*overwrite=*/true);
 }
 
 }  // namespace

@@ -34,27 +34,16 @@ struct OpenBlas {
 const OpenBlas& openblas() {
   static const OpenBlas lib = [] {
     OpenBlas o;
-    struct Candidate {
-      const char* path;
-      const char* variant;
-    };
-    const Candidate candidates[] = {
-        {"libopenblas.so.0", "openblas"},
-    };
-    for (const Candidate& c : candidates) {
-      void* h = dlopen(c.path, RTLD_NOW | RTLD_LOCAL);
-      if (h == nullptr) continue;
-      o.sgemm = reinterpret_cast<SgemmFn>(dlsym(h, "cblas_sgemm"));
-      o.set_threads = reinterpret_cast<SetThreadsFn>(dlsym(h, "openblas_set_num_threads"));
-      auto core = reinterpret_cast<CoreNameFn>(dlsym(h, "openblas_get_corename"));
-      if (o.sgemm == nullptr) {
-        dlclose(h);
-        continue;
-      }
-      o.description = std::string(c.variant) + " " + (core ? core() : "unknown core");
+    void* h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+      o.description = "no libopenblas.so.0 found";
       return o;
     }
-    o.description = "no libopenblas.so.0 found";
+    o.sgemm = reinterpret_cast<SgemmFn>(dlsym(h, "cblas_sgemm"));
+    o.set_threads = reinterpret_cast<SetThreadsFn>(dlsym(h, "openblas_set_num_threads"));
+    auto core = reinterpret_cast<CoreNameFn>(dlsym(h, "openblas_get_corename"));
+    o.description = o.sgemm ? std::string("openblas ") + (core ? core() : "unknown core")
+                            : "libopenblas.so.0 has no cblas_sgemm";
     return o;
   }();
   return lib;
