@@ -8,5 +8,5 @@ apt-get install -y -qq --no-install-recommends \
   libeigen3-dev libopenblas-dev libhdf5-dev hdf5-tools \
   libopencv-dev libpng-dev ffmpeg \
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev \
-  clang libclang-rt-14-dev \
+  clang libclang-rt-14-dev libomp-14-dev \
   python3-numpy python3-h5py python3-matplotlib python3-opencv >/dev/null
