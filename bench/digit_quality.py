@@ -8,6 +8,11 @@ bench/RESULTS.md between <!-- digit_quality:FRAMES:ATTN:begin/end --> markers.
 
 Usage (from the repository root, after building):
   python3 bench/digit_quality.py --videos 50 --frames 16 [--attn dense] [--threads 2]
+
+With --h5 FILE it scores the videos stored in FILE instead of generating any (datasets
+frames_u8 (K,T,H,W,1) and labels (K,2), as written by tools/train/sample.py --h5 and
+tools/train/gpu_digit_probe.sh), prints the totals and leaves bench/RESULTS.md alone; this needs
+h5py and OpenCV's Python module (Debian: python3-h5py python3-opencv, /usr/bin/python3).
 """
 import argparse
 import json
@@ -24,6 +29,36 @@ def cases(n):
     return [(rng.randrange(10), rng.randrange(10), 1000 + i) for i in range(n)]
 
 
+def score_h5(args):
+    import tempfile
+    import cv2
+    import h5py
+    with h5py.File(args.h5, "r") as f:
+        frames, labels = f["frames_u8"][()], f["labels"][()]
+    total = {"frames": 0, "scored": 0, "correct": 0, "overlap": 0}
+    videos_ok = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(frames.shape[0]):
+            d = os.path.join(tmp, f"v{k:03d}")
+            os.makedirs(d)
+            for t in range(frames.shape[1]):
+                cv2.imwrite(os.path.join(d, f"frame_{t:05d}.png"), frames[k, t, :, :, 0])
+            a, b = (int(v) for v in labels[k])
+            sj = os.path.join(tmp, f"v{k:03d}.json")
+            subprocess.run([args.ditgen, "score-digits", "--video", d, "--labels", f"{a},{b}", "--json", sj],
+                           check=True, stdout=subprocess.DEVNULL)
+            with open(sj) as f:
+                s = json.load(f)
+            for key, src in (("frames", "frames"), ("scored", "scored_frames"), ("correct", "correct_frames"),
+                             ("overlap", "overlap_frames")):
+                total[key] += s[src]
+            videos_ok += s["fraction"] is not None and s["fraction"] >= 0.9
+    frac = total["correct"] / total["scored"] if total["scored"] else float("nan")
+    print(f"{args.h5}: {frames.shape[0]} videos of {frames.shape[1]} frames: {100 * frac:.1f}% of scored frames "
+          f"correct ({total['correct']}/{total['scored']}); {total['overlap']} of {total['frames']} frames "
+          f"overlapping; {videos_ok}/{frames.shape[0]} videos at >= 90% correct")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--videos", type=int, default=50)
@@ -35,8 +70,12 @@ def main():
     ap.add_argument("--ditgen", default=os.path.join(ROOT, "build", "apps", "ditgen"))
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "digits"))
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    ap.add_argument("--h5", default="", help="score the videos of this HDF5 file instead of generating")
     args = ap.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
+    if args.h5:
+        score_h5(args)
+        return
     total = {"frames": 0, "scored": 0, "correct": 0, "overlap": 0, "seconds": 0.0}
     per_video = []
     for i, (a, b, seed) in enumerate(cases(args.videos)):

@@ -14,6 +14,7 @@ Usage (from the repository root, after building):
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,12 @@ SPECS = {
 }
 SPECS["short"] = [s for i, s in enumerate(SPECS["full"]) if i % 2 == 0]
 
+# PAROAttention needs a calibration file per length and mass: one dense run of its own (a seed and
+# labels outside CASES, fewer steps) by `ditgen calibrate`, then `paro:calib=FILE` in the sweep.
+PARO_MASSES = {"full": [0.95, 0.9, 0.8], "short": [0.95, 0.8]}
+CALIB_CASE = (99, "2,5")
+CALIB_STEPS = 6
+
 # Fixed cases: (seed, labels).
 CASES = [(0, "3,7"), (1, "1,8"), (2, "0,5"), (3, "4,9"), (4, "2,6")]
 
@@ -48,6 +55,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def method_of(spec):
     return spec.split(":")[0]
+
+
+def calibrate_paro(args, frames, mass):
+    """Writes (once) a PARO calibration file for this length and mass; returns its spec."""
+    path = os.path.join(args.out_dir, f"paro_f{frames}_m{mass}.json")
+    if not os.path.exists(path):
+        seed, labels = CALIB_CASE
+        cmd = [args.ditgen, "calibrate", "--model", args.model, "--frames", str(frames), "--seed", str(seed),
+               "--labels", labels, "--steps", str(CALIB_STEPS), "--threads", str(args.threads),
+               "--mass", str(mass), "--out", path]
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    return f"paro:calib={path}"
+
+
+def method_label(spec):
+    """The spec as shown in tables: a PARO calibration file by its mass, not its path."""
+    m = re.search(r"calib=[^,]*_m([0-9.]+)\.json", spec)
+    return f"paro:mass={m.group(1)}" if spec.startswith("paro:") and m else spec
 
 
 def run_case(args, frames, seed, labels, specs, out_json):
@@ -73,7 +99,7 @@ def summarise(results):
     by_spec = {}
     for r in results:
         for run in r["runs"]:
-            by_spec.setdefault(run["attn"], []).append(run)
+            by_spec.setdefault(method_label(run["attn"]), []).append(run)
     rows = []
     for attn, runs in by_spec.items():
         med = lambda k: statistics.median(as_float(x[k]) for x in runs)
@@ -146,8 +172,8 @@ def main():
     args = ap.parse_args()
     if not 1 <= args.cases <= len(CASES):
         sys.exit(f"--cases {args.cases} is out of range 1..{len(CASES)}")
-    specs = args.spec or SPECS[args.set]
     os.makedirs(args.out_dir, exist_ok=True)
+    specs = args.spec or SPECS[args.set] + [calibrate_paro(args, args.frames, m) for m in PARO_MASSES[args.set]]
     results = []
     for seed, labels in CASES[:args.cases]:
         out = os.path.join(args.out_dir, f"compare_f{args.frames}_s{seed}.json")

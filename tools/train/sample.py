@@ -188,7 +188,7 @@ def main():
     ap.add_argument("--shift", type=float, default=None)
     ap.add_argument("--solver", default="unipc", choices=sorted(SOLVERS))
     ap.add_argument("--png", default="", help="contact sheet, one video a row")
-    ap.add_argument("--h5", default="", help="uint8 frames (K,T,H,W,C) and float output")
+    ap.add_argument("--h5", default="", help="uint8 frames (K,T,H,W,C), float output, labels (K,2), seeds (K)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads (0: all cores; 1 is much faster on a busy machine)")
@@ -215,6 +215,8 @@ def main():
         with h5py.File(a.h5, "w") as f:
             f.create_dataset("frames_u8", data=np.stack(vids), compression="gzip")
             f.create_dataset("output", data=np.stack(outs), compression="gzip")
+            f.create_dataset("labels", data=np.array([[int(v) for v in l.split(",")] for l in a.labels]))
+            f.create_dataset("seeds", data=np.arange(len(a.labels)) + a.seed)
 
 
 if __name__ == "__main__":
