@@ -41,10 +41,13 @@ for h in "${harnesses[@]}"; do
   rc=$?
   last="$(grep -E '^#[0-9]+: cov' "$log" | tail -1)"
   echo "   $last"
-  [ $rc -eq 0 ] || { echo "!! fuzz_$h exited with $rc"; tail -5 "$log" | sed "s/^/   /"; failed=1; }
   new=()
   while IFS= read -r -d '' f; do new+=("$f"); done < <(find "$art" -type f -newer "$stamp" -print0)
   rm -f "$stamp"
+  # In fork mode libFuzzer exits 1 when any job crashed; the crash inputs then decide (triage).
+  if [ $rc -ne 0 ] && [ ${#new[@]} -eq 0 ]; then
+    echo "!! fuzz_$h exited with $rc and left no crash input"; tail -5 "$log" | sed "s/^/   /"; failed=1
+  fi
   if [ ${#new[@]} -gt 0 ]; then
     echo "   ${#new[@]} new crash input(s); triage:"
     "$here/triage.sh" "$build" "$h" "${new[@]}" | sed "s/^/   /"
