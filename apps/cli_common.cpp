@@ -69,7 +69,9 @@ void GenerationFlags::add(CLI::App& sub) {
   sub.add_option("--solver", solver, "euler, unipc or dpm++2m");
   sub.add_option("--threads", threads, "OpenMP threads (0 = all cores)");
   sub.add_option("--isa", isa, "Attention kernel path: auto, portable, avx2, avx512, avx512bf16");
-  sub.add_option("--gemm", gemm, "GEMM of the linear layers: auto (OpenBLAS when it loads, else Eigen), eigen, openblas");
+  sub.add_option("--gemm", gemm,
+                 "GEMM of the linear layers: auto (OpenBLAS when it loads, else Eigen), eigen, openblas, bf16 (inputs "
+                 "rounded to bfloat16, float32 sums; CPUs with AVX-512 BF16)");
   sub.add_option("--max-memory", max_memory_mb, "Refuse runs estimated to need more than this many MiB (default: memory available)");
 }
 

@@ -1,5 +1,5 @@
 // ditgen bench linear: the model's linear layers at its real shapes (rows = batch × tokens),
-// through ops::linear with each GEMM backend (Eigen, OpenBLAS; dit/gemm.h), against the GEMM ceiling measured in
+// through ops::linear with each GEMM backend (Eigen, OpenBLAS, bf16; dit/gemm.h), against the GEMM ceiling measured in
 // the same run; the per-forward total weights each shape by how often one forward runs it.
 #include <omp.h>
 
@@ -19,6 +19,7 @@
 #include "apps/commands.h"
 #include "dit/config.h"
 #include "dit/gemm.h"
+#include "dit/gemm_bf16.h"
 #include "dit/ops.h"
 #include "io/weights_h5.h"
 
@@ -66,7 +67,7 @@ void run_linear_bench(const LinearArgs& a) {
   const std::vector<Shape> shapes = model_shapes(cfg);
   const double load_before = load_average();
 
-  const bool with_openblas = gemm::openblas_available();
+  const bool with_openblas = gemm::openblas_available(), with_bf16 = gemm::bf16_gemm_available();
   std::mt19937_64 rng(1);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   int64_t max_in = 0, max_out = 0;
@@ -85,15 +86,17 @@ void run_linear_bench(const LinearArgs& a) {
             << cfg.dim << ", F " << cfg.ffn_dim << ", layers " << cfg.num_layers << ", threads " << threads
             << ", repeats " << a.repeats << " (medians)\n";
   const size_t ns = shapes.size();
-  std::vector<std::vector<double>> t_eigen(ns), t_blas(ns);
+  std::vector<std::vector<double>> t_eigen(ns), t_blas(ns), t_bf16(ns);
   auto time_one = [&](auto&& fn, size_t i, std::vector<double>& out) {
     const auto t0 = Clock::now();
     fn(x.data(), rows, shapes[i].in, W[i].data(), b[i].data(), shapes[i].out, y.data());
     out.push_back(seconds_since(t0));
   };
   for (int r = 0; r <= a.repeats; ++r) {  // round 0 warms up; shapes and paths interleaved
-    std::vector<std::vector<double>> te(ns), tb(ns);
+    std::vector<std::vector<double>> te(ns), tb(ns), th(ns);
     for (size_t i = 0; i < ns; ++i) time_one(linear_with<gemm::Backend::eigen>, i, te[i]);
+    if (with_bf16)
+      for (size_t i = 0; i < ns; ++i) time_one(linear_with<gemm::Backend::bf16>, i, th[i]);
     if (with_openblas) {
       std::this_thread::sleep_for(std::chrono::milliseconds(a.settle_ms));
       for (size_t i = 0; i < ns; ++i) time_one(linear_with<gemm::Backend::openblas>, i, tb[i]);
@@ -103,21 +106,24 @@ void run_linear_bench(const LinearArgs& a) {
     for (size_t i = 0; i < ns; ++i) {
       t_eigen[i].push_back(te[i][0]);
       if (with_openblas) t_blas[i].push_back(tb[i][0]);
+      if (with_bf16) t_bf16[i].push_back(th[i][0]);
     }
   }
   const GemmRates ceiling = gemm_rates(2048, 2048, 2048, threads, a.repeats, with_openblas, a.settle_ms);
 
   nlohmann::json j, rows_j = nlohmann::json::array();
-  double fwd_eigen = 0, fwd_blas = 0, fwd_flops = 0;
+  double fwd_eigen = 0, fwd_blas = 0, fwd_bf16 = 0, fwd_flops = 0;
   std::cout << std::fixed << "  " << std::left << std::setw(24) << "shape" << std::right << std::setw(11) << "in x out"
             << std::setw(6) << "runs" << std::setw(12) << "Eigen" << std::setw(12) << "OpenBLAS"
-            << "  GFLOP/s\n";
+            << std::setw(12) << "bf16" << "  GFLOP/s\n";
   for (size_t i = 0; i < ns; ++i) {
     const Shape& s = shapes[i];
     const double flops = 2.0 * double(rows) * double(s.in) * double(s.out);
-    const double te = median(t_eigen[i]), tb = with_openblas ? median(t_blas[i]) : 0;
+    const double te = median(t_eigen[i]), tb = with_openblas ? median(t_blas[i]) : 0,
+                 th = with_bf16 ? median(t_bf16[i]) : 0;
     fwd_eigen += te * double(s.per_forward);
     fwd_blas += tb * double(s.per_forward);
+    fwd_bf16 += th * double(s.per_forward);
     fwd_flops += flops * double(s.per_forward);
     nlohmann::json e;
     e["name"] = s.name;
@@ -130,11 +136,13 @@ void run_linear_bench(const LinearArgs& a) {
       e["openblas_gflops"] = flops / tb / 1e9;
       e["openblas_over_ceiling"] = flops / tb / 1e9 / ceiling.best();
     }
+    if (with_bf16) e["bf16_gflops"] = flops / th / 1e9;
     rows_j.push_back(e);
     std::cout << "  " << std::left << std::setw(24) << s.name << std::right << std::setw(11)
               << (std::to_string(s.in) + "x" + std::to_string(s.out)) << std::setw(6) << s.per_forward
               << std::setprecision(1) << std::setw(12) << flops / te / 1e9 << std::setw(12)
-              << (with_openblas ? flops / tb / 1e9 : 0.0) << "\n";
+              << (with_openblas ? flops / tb / 1e9 : 0.0) << std::setw(12) << (with_bf16 ? flops / th / 1e9 : 0.0)
+              << "\n";
   }
   j["rows"] = rows;
   j["threads"] = threads;
@@ -159,6 +167,13 @@ void run_linear_bench(const LinearArgs& a) {
     std::cout << "; OpenBLAS " << std::setprecision(4) << fwd_blas << " s = " << std::setprecision(3)
               << double(j["forward_openblas_over_ceiling"]) << " of the ceiling";
   }
+  if (with_bf16) {
+    // Against the float32 ceiling: bf16 products run at about twice its rate, so this can pass 1.
+    j["forward_bf16_seconds"] = fwd_bf16;
+    j["forward_bf16_over_ceiling"] = fwd_flops / fwd_bf16 / 1e9 / ceiling.best();
+    std::cout << "; bf16 " << std::setprecision(4) << fwd_bf16 << " s = " << std::setprecision(3)
+              << double(j["forward_bf16_over_ceiling"]) << " of the ceiling";
+  }
   std::cout << "\n";
   j["load_average_before"] = load_before;
   j["load_average_after"] = load_average();
@@ -172,8 +187,8 @@ void add_linear_bench(CLI::App& bench) {
   auto a = std::make_shared<LinearArgs>();
   CLI::App* s = bench.add_subcommand(
       "linear",
-      "The model's linear layers at its shapes (rows = batch x tokens) through ops::linear (Eigen) and OpenBLAS "
-      "sgemm, with the GEMM ceiling (2048^3) of the same run");
+      "The model's linear layers at its shapes (rows = batch x tokens) through ops::linear (Eigen), OpenBLAS "
+      "sgemm and the bf16 kernel (where the CPU has AVX-512 BF16), with the GEMM ceiling (2048^3) of the same run");
   s->add_option("--model", a->model, "Weight file whose config gives the shapes (default: the built-in digits config)");
   s->add_option("--frames", a->frames, "Frames (tokens = frames x patches a frame)")->capture_default_str();
   s->add_option("--batch", a->batch, "Batch (2: conditional and unconditional passes of CFG)")->capture_default_str();

@@ -5,6 +5,8 @@
 #endif
 #include "dit/gemm.h"
 
+#include "dit/gemm_bf16.h"
+
 #include <dlfcn.h>
 #include <omp.h>
 
@@ -62,7 +64,8 @@ Backend parse_backend(const std::string& s) {
   if (s == "auto") return Backend::automatic;
   if (s == "eigen") return Backend::eigen;
   if (s == "openblas") return Backend::openblas;
-  throw std::invalid_argument("unknown GEMM backend '" + s + "' (expected auto, eigen or openblas)");
+  if (s == "bf16") return Backend::bf16;
+  throw std::invalid_argument("unknown GEMM backend '" + s + "' (expected auto, eigen, openblas or bf16)");
 }
 
 std::string backend_name(Backend b) {
@@ -70,6 +73,7 @@ std::string backend_name(Backend b) {
     case Backend::automatic: return "auto";
     case Backend::eigen: return "eigen";
     case Backend::openblas: return "openblas";
+    case Backend::bf16: return "bf16";
   }
   return "?";
 }
@@ -80,6 +84,9 @@ std::string openblas_description() { return openblas().description; }
 void set_backend(Backend b) {
   if (b == Backend::openblas && !openblas_available())
     throw std::invalid_argument("GEMM backend 'openblas' is not available: " + openblas_description());
+  if (b == Backend::bf16 && !bf16_gemm_available())
+    throw std::invalid_argument("GEMM backend 'bf16' is not available: it needs a CPU with AVX-512 BF16 and a compiler "
+                                "that supports -mavx512bf16");
   g_backend = resolve(b);
 }
 
@@ -94,6 +101,10 @@ Backend active_backend() {
 
 void matmul_nt(Backend b, const float* x, int64_t rows, int64_t in, const float* W, int64_t out, float* y) {
   b = resolve(b);
+  if (b == Backend::bf16) {
+    if (!bf16_gemm_available()) throw std::invalid_argument("GEMM backend 'bf16' is not available");
+    return matmul_nt_bf16(x, rows, in, W, out, y);
+  }
   if (b == Backend::openblas) {
     const OpenBlas& o = openblas();
     if (o.sgemm == nullptr) throw std::invalid_argument("GEMM backend 'openblas' is not available");

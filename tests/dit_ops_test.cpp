@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "dit/gemm.h"
+#include "dit/gemm_bf16.h"
 #include "dit/layout.h"
 #include "dit/ops.h"
 #include "dit/rope.h"
@@ -18,7 +19,8 @@ struct LinearCase {
   int64_t rows, in, out;
 };
 
-// Every GEMM backend this machine has (Eigen always; OpenBLAS where its library loads).
+// Every float32 GEMM backend this machine has (Eigen always; OpenBLAS where its library loads);
+// bf16 rounds its inputs and has its own tests below.
 std::vector<gemm::Backend> available_backends() {
   std::vector<gemm::Backend> out{gemm::Backend::eigen};
   if (gemm::openblas_available()) out.push_back(gemm::Backend::openblas);
@@ -47,9 +49,71 @@ TEST(Ops, LinearMatchesReference) {
 }
 
 TEST(Ops, GemmBackendNames) {
-  for (const char* name : {"auto", "eigen", "openblas"}) EXPECT_EQ(gemm::backend_name(gemm::parse_backend(name)), name);
+  for (const char* name : {"auto", "eigen", "openblas", "bf16"})
+    EXPECT_EQ(gemm::backend_name(gemm::parse_backend(name)), name);
   EXPECT_THROW(gemm::parse_backend("mkl"), std::invalid_argument);
   EXPECT_NE(gemm::active_backend(), gemm::Backend::automatic);
+}
+
+// True where the bf16 kernel cannot run (no AVX-512 BF16 in the CPU or the compiler), after
+// checking that asking for it then fails cleanly.
+bool bf16_missing() {
+  if (gemm::bf16_gemm_available()) return false;
+  EXPECT_THROW(gemm::set_backend(gemm::Backend::bf16), std::invalid_argument);
+  return true;
+}
+constexpr const char* kNoBf16 = "no AVX-512 BF16 on this CPU (or the compiler lacks -mavx512bf16)";
+
+TEST(Gemm, Bf16KernelMatchesItsReference) {
+  if (bf16_missing()) GTEST_SKIP() << kNoBf16;
+  auto rng = fresh_rng();
+  std::vector<LinearCase> cases;
+  // Edge sizes around the 6-row micro-tile, the 16-lane groups, the 64-output panels and odd K;
+  // the long-K cases take several row blocks, the longest two K passes.
+  for (int64_t rows : {1, 7, 63, 65, 257})
+    for (int64_t in : {1, 2, 3, 17, 64, 255, 256, 768})
+      for (int64_t out : {1, 15, 16, 17, 48, 255, 256, 768}) cases.push_back({rows, in, out});
+  cases.push_back({100, 3071, 33});
+  cases.push_back({131, 1537, 97});
+  cases.push_back({37, 4099, 70});
+  for (LinearCase c : cases) {
+    auto x = random_vector(size_t(c.rows * c.in), rng), w = random_vector(size_t(c.out * c.in), rng);
+    std::vector<float> y(size_t(c.rows * c.out)), r(y.size());
+    gemm::matmul_nt_bf16(x.data(), c.rows, c.in, w.data(), c.out, y.data());
+    gemm::matmul_nt_bf16_ref(x.data(), c.rows, c.in, w.data(), c.out, r.data());
+    // Both round the inputs alike; only float32 against double accumulation (and its order)
+    // differs, far below 1e-5 of the magnitude summed.
+    double worst = 0;
+    for (int64_t i = 0; i < c.rows; ++i)
+      for (int64_t o = 0; o < c.out; ++o) {
+        double mag = 0;
+        for (int64_t k = 0; k < c.in; ++k) mag += std::fabs(double(x[size_t(i * c.in + k)]) * w[size_t(o * c.in + k)]);
+        const size_t at = size_t(i * c.out + o);
+        worst = std::max(worst, std::fabs(double(y[at]) - r[at]) / (1e-5 * mag));
+      }
+    EXPECT_LE(worst, 1.0) << "rows " << c.rows << " in " << c.in << " out " << c.out;
+  }
+}
+
+TEST(Gemm, Bf16LinearIsCloseToFloat32) {
+  if (bf16_missing()) GTEST_SKIP() << kNoBf16;
+  auto rng = fresh_rng();
+  const gemm::Backend before = gemm::active_backend();
+  gemm::set_backend(gemm::Backend::bf16);
+  EXPECT_EQ(gemm::active_backend(), gemm::Backend::bf16);
+  for (LinearCase c : {LinearCase{1, 1, 1}, LinearCase{1, 7, 3}, LinearCase{37, 19, 23}, LinearCase{256, 256, 768},
+                       LinearCase{129, 768, 256}, LinearCase{300, 3072, 50}}) {
+    auto x = random_vector(size_t(c.rows * c.in), rng), w = random_vector(size_t(c.out * c.in), rng),
+         b = random_vector(size_t(c.out), rng);
+    std::vector<float> y(size_t(c.rows * c.out)), r(y.size());
+    ops::linear(x.data(), c.rows, c.in, w.data(), b.data(), c.out, y.data());
+    ops::linear_ref(x.data(), c.rows, c.in, w.data(), b.data(), c.out, r.data());
+    // bfloat16 keeps 8 significant bits: rounding moves each input by up to 2^-8 relative (about
+    // 1.6e-3 rms), each product by about 2.3e-3 rms, so a sum of independent products has an
+    // NMSE near 5e-6 (5.5e-6 measured); 1e-4 leaves room without hiding a real error.
+    EXPECT_LT(nmse(y.data(), r.data(), y.size()), 1e-4) << "rows " << c.rows << " in " << c.in << " out " << c.out;
+  }
+  gemm::set_backend(before);
 }
 
 TEST(Ops, NormsMatchReference) {
