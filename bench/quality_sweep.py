@@ -102,11 +102,12 @@ def as_float(v):
     return float("nan") if v is None else float(v)
 
 
-def summarise(results):
+def summarise(results, specs):
+    """Rows keyed by the spec as given (compare reports runs in the order of its --attn flags)."""
     by_spec = {}
     for r in results:
-        for run in r["runs"]:
-            by_spec.setdefault(method_label(run["attn"]), []).append(run)
+        for spec, run in zip(specs, r["runs"]):
+            by_spec.setdefault(method_label(spec), []).append(run)
     rows = []
     for attn, runs in by_spec.items():
         med = lambda k: statistics.median(as_float(x[k]) for x in runs)
@@ -178,22 +179,28 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "sweep"))
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    ap.add_argument("--summarise-only", action="store_true",
+                    help="rebuild the table and plot from the compare JSON files of an earlier run in --out-dir")
     args = ap.parse_args()
     if not 1 <= args.cases <= len(CASES):
         sys.exit(f"--cases {args.cases} is out of range 1..{len(CASES)}")
     os.makedirs(args.out_dir, exist_ok=True)
     specs = args.spec or SPECS[args.set] + [calibrate_paro(args, args.frames, m) for m in PARO_MASSES[args.set]]
+    command = " ".join(["python3", "bench/quality_sweep.py"] + [a for a in sys.argv[1:] if a != "--summarise-only"])
     results = []
     for seed, labels in CASES[:args.cases]:
         out = os.path.join(args.out_dir, f"compare_f{args.frames}_s{seed}.json")
-        results.append(run_case(args, args.frames, seed, labels, specs, out))
-    rows = summarise(results)
+        if args.summarise_only:
+            with open(out) as f:
+                results.append(json.load(f))
+        else:
+            results.append(run_case(args, args.frames, seed, labels, specs, out))
+    rows = summarise(results, specs)
     base = {k: statistics.median(float(r["baseline"][k]) for r in results) for k in ("seconds", "attention_seconds")}
     scores = [r["baseline"].get("digit_score") for r in results if r["baseline"].get("digit_score") is not None]
     base["digit_score"] = round(statistics.median(scores), 3) if scores else None
     png = os.path.join(ROOT, "bench", f"pareto_{args.frames}f.png")
     plot(rows, args.frames, png)
-    command = " ".join(["python3", "bench/quality_sweep.py"] + sys.argv[1:])
     text = table(rows, args.frames, base, command) + f"\n\n![Pareto, {args.frames} frames](pareto_{args.frames}f.png)"
     splice(args.results, args.frames, text)
     with open(os.path.join(args.out_dir, f"summary_f{args.frames}.json"), "w") as f:
