@@ -62,10 +62,19 @@ def scale_digits(sheet):
 
 
 class MovingDigits:
-    """Generator of two-digit bouncing clips. split: 'train' or 'val'."""
+    """Generator of two-digit bouncing clips. split: 'train' or 'val'.
 
-    def __init__(self, path="data/digits.png", device="cpu"):
+    slot_order: "random" gives the two labels in draw order, so neither condition slot means a
+    place; "left-first" puts first the digit whose first-frame position is further left (ties:
+    the upper one), so each slot names a digit the model can find in the frame."""
+
+    SLOT_ORDERS = ("random", "left-first")
+
+    def __init__(self, path="data/digits.png", device="cpu", slot_order="random"):
+        if slot_order not in self.SLOT_ORDERS:
+            raise ValueError(f"slot_order {slot_order!r}, expected one of {self.SLOT_ORDERS}")
         self.device = torch.device(device)
+        self.slot_order = slot_order
         self.digits = scale_digits(load_digit_sheet(path)).to(self.device)  # (10,500,28,28)
 
     def params(self, seed, batch, T, split="train"):
@@ -84,6 +93,13 @@ class MovingDigits:
         ang = torch.rand(batch, 2, generator=g, dtype=torch.float64) * (2 * np.pi)
         speed = SPEED_MIN + torch.rand(batch, 2, generator=g, dtype=torch.float64) * (SPEED_MAX - SPEED_MIN)
         vel = torch.stack([speed * torch.sin(ang), speed * torch.cos(ang)], dim=-1)  # (B,2,2)
+        if self.slot_order == "left-first":
+            y, x = pos0[:, :, 0], pos0[:, :, 1]
+            swap = (x[:, 0] > x[:, 1]) | ((x[:, 0] == x[:, 1]) & (y[:, 0] > y[:, 1]))  # (B,)
+            order = torch.stack([swap.long(), 1 - swap.long()], dim=1)  # (B,2) slot -> digit
+            labels, idx = labels.gather(1, order), idx.gather(1, order)
+            pos0 = pos0.gather(1, order[:, :, None].expand(-1, -1, 2))
+            vel = vel.gather(1, order[:, :, None].expand(-1, -1, 2))
         return labels, idx, pos0, vel
 
     @staticmethod

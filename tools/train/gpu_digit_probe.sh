@@ -5,12 +5,13 @@
 #                    pairs of bench/digit_quality.py: the scorer's ceiling on real data;
 #   gen_cfgG_t16.h5  the shipped model through the float32 reference sampler (UniPC, 20 steps)
 #                    at guidance G, the same 50 label pairs and seeds 1000 + k.
-# Usage: bash tools/train/gpu_digit_probe.sh ["2 4 6 8"]
+# Usage: [MODEL=file.h5] bash tools/train/gpu_digit_probe.sh ["2 4 6 8"]   (MODEL: the shipped one)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1
 O="${OUT:-runs/probe}"; mkdir -p "$O"
 GUIDANCE="${1:-2 4 6 8}"
+MODEL="${MODEL:-models/digits-dit.h5}"
 PAIRS="$(python3 -c "
 import random
 rng = random.Random(20261123)  # bench/digit_quality.py's cases
@@ -33,7 +34,7 @@ with h5py.File(out, "w") as f:
 print("real clips:", u8.shape)
 PY
 for g in $GUIDANCE; do
-  python3 tools/train/sample.py --device cuda --model models/digits-dit.h5 --frames 16 --seed 1000 \
+  python3 tools/train/sample.py --device cuda --model "$MODEL" --frames 16 --seed 1000 \
     --cfg "$g" --labels $PAIRS --h5 "$O/gen_cfg${g}_t16.h5" | tail -1
 done
 ls -la "$O"

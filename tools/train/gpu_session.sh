@@ -6,7 +6,8 @@
 #        from models/digits-dit.h5 (the phase-1 EMA export) with a fresh optimizer, appending
 #        to a copy of tools/train/train_log.csv, then monitors
 #   bash tools/train/gpu_session.sh wait [SECONDS]         later calls: monitor, copy back
-# LR (default 3e-4) sets the peak learning rate of `continue`. Once training has finished,
+# LR (default 3e-4) sets the peak learning rate of `continue`, SLOT_ORDER (default random) the
+# meaning of the two condition slots (tools/train/data.py; phase 5 used left-first). Once training has finished,
 # `wait` writes the parity files (tools/train/golden.py, float32 on the machine's CPUs) for
 # the new export and copies them back too.
 # Everything the run writes lives in runs/main/ (git-ignored). Copies the newest EMA export,
@@ -86,6 +87,7 @@ continue)
   cp tools/train/train_log.csv "$RUN/train_log.csv"
   cat > "$RUN/train.sh" <<EOT
 args="--steps 0 --deadline $deadline --init models/digits-dit.h5 --continue-log --lr ${LR:-3e-4} --warmup 200 \
+  --slot-order ${SLOT_ORDER:-random} \
   --ckpt-every 150 --run $RUN --log $RUN/train_log.csv --plot $RUN/loss.png --export $RUN/final.h5"
 python3 tools/train/train.py \$args --compile
 rc=\$?
@@ -106,5 +108,5 @@ wait)
   monitor "${2:-560}"
   ;;
 *)
-  echo "usage: $0 start [MINUTES] | wait [SECONDS]"; exit 2;;
+  echo "usage: $0 start [MINUTES] | continue [MINUTES] | wait [SECONDS]"; exit 2;;
 esac

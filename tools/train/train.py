@@ -145,6 +145,8 @@ def main():
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--drop", type=float, default=0.1, help="null-label probability")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--slot-order", default="random", choices=MovingDigits.SLOT_ORDERS,
+                    help="which digit each condition slot names (see data.MovingDigits)")
     ap.add_argument("--run", default="runs/main")
     ap.add_argument("--export", default="models/digits-dit.h5")
     ap.add_argument("--log", default="tools/train/train_log.csv")
@@ -194,7 +196,7 @@ def main():
         opt_kw["fused"] = True
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd},
                              {"params": no_decay, "weight_decay": 0.0}], **opt_kw)
-    data = MovingDigits(a.digits, dev)
+    data = MovingDigits(a.digits, dev, a.slot_order)
     fwd = model
     if a.compile and hasattr(torch, "compile"):
         fwd = torch.compile(model, dynamic=False)
