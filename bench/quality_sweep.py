@@ -10,6 +10,8 @@ the markers <!-- quality_sweep:FRAMES:begin --> and <!-- quality_sweep:FRAMES:en
 Usage (from the repository root, after building):
   python3 bench/quality_sweep.py --frames 16 [--cases 2] [--out-dir bench/sweep] [--threads 2]
   python3 bench/quality_sweep.py --frames 64 --cases 1 --set short
+  python3 bench/quality_sweep.py --frames 16 --gemm bf16 --set pick   (dense and sparse alike
+      with bfloat16 linear layers: files, plot and table carry the suffix "-bf16")
 """
 import argparse
 import json
@@ -50,7 +52,10 @@ SPECS["short"] = [
 
 # PAROAttention needs a calibration file per length and mass: one dense run of its own (a seed and
 # labels outside CASES, fewer steps) by `ditgen calibrate`, then `paro:calib=FILE` in the sweep.
-PARO_MASSES = {"full": [0.95, 0.9, 0.8], "short": [0.9]}
+# The short set plus the best configuration of the full 16-frame sweep.
+SPECS["pick"] = SPECS["short"] + ["radial3d:decay=0.5,dense_steps=0.5"]
+
+PARO_MASSES = {"full": [0.95, 0.9, 0.8], "short": [0.9], "pick": [0.9]}
 CALIB_CASE = (99, "2,5")
 CALIB_STEPS = 6
 
@@ -62,6 +67,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def method_of(spec):
     return spec.split(":")[0]
+
+
+def tag_of(args):
+    """The length, plus the GEMM backend where it is not the default: names files and tables."""
+    return f"{args.frames}" if args.gemm == "auto" else f"{args.frames}-{args.gemm}"
 
 
 def calibrate_paro(args, frames, mass):
@@ -85,7 +95,7 @@ def method_label(spec):
 
 def run_case(args, frames, seed, labels, specs, out_json):
     cmd = [args.ditgen, "compare", "--model", args.model, "--frames", str(frames), "--seed", str(seed),
-           "--labels", labels, "--threads", str(args.threads), "--json", out_json, "--overwrite"]
+           "--labels", labels, "--threads", str(args.threads), "--gemm", args.gemm, "--json", out_json, "--overwrite"]
     if args.steps:
         cmd += ["--steps", str(args.steps)]
     for s in specs:
@@ -121,7 +131,7 @@ def summarise(results, specs):
     return rows
 
 
-def plot(rows, frames, path):
+def plot(rows, frames, gemm, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -131,7 +141,8 @@ def plot(rows, frames, path):
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=m)
     ax.set_xlabel("end-to-end speedup over dense (x)")
     ax.set_ylabel("PSNR vs dense (dB, 8-bit, capped at 60)")
-    ax.set_title(f"Sparse attention on the digits model, {frames} frames")
+    linears = "" if gemm == "auto" else f", {gemm} linear layers"
+    ax.set_title(f"Sparse attention on the digits model, {frames} frames{linears}")
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -153,14 +164,14 @@ def table(rows, frames, base, command):
     return "\n".join(lines)
 
 
-def splice(results_md, frames, text):
-    begin, end = f"<!-- quality_sweep:{frames}:begin -->", f"<!-- quality_sweep:{frames}:end -->"
+def splice(results_md, tag, title, text):
+    begin, end = f"<!-- quality_sweep:{tag}:begin -->", f"<!-- quality_sweep:{tag}:end -->"
     body = open(results_md).read() if os.path.exists(results_md) else "# Benchmark results\n"
     block = f"{begin}\n{text}\n{end}"
     if begin in body and end in body:
         body = body[:body.index(begin)] + block + body[body.index(end) + len(end):]
     else:
-        body = body.rstrip("\n") + f"\n\n## Quality sweep, {frames} frames\n\n{block}\n"
+        body = body.rstrip("\n") + f"\n\n## {title}\n\n{block}\n"
     tmp = results_md + ".tmp"
     with open(tmp, "w") as f:
         f.write(body)
@@ -177,6 +188,7 @@ def main():
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "digits-dit.h5"))
     ap.add_argument("--ditgen", default=os.path.join(ROOT, "build", "apps", "ditgen"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--gemm", default="auto", help="GEMM backend of the linear layers, for every run (ditgen --gemm)")
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "sweep"))
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     ap.add_argument("--summarise-only", action="store_true",
@@ -189,7 +201,7 @@ def main():
     command = " ".join(["python3", "bench/quality_sweep.py"] + [a for a in sys.argv[1:] if a != "--summarise-only"])
     results = []
     for seed, labels in CASES[:args.cases]:
-        out = os.path.join(args.out_dir, f"compare_f{args.frames}_s{seed}.json")
+        out = os.path.join(args.out_dir, f"compare_f{tag_of(args)}_s{seed}.json")
         if args.summarise_only:
             with open(out) as f:
                 results.append(json.load(f))
@@ -199,11 +211,13 @@ def main():
     base = {k: statistics.median(float(r["baseline"][k]) for r in results) for k in ("seconds", "attention_seconds")}
     scores = [r["baseline"].get("digit_score") for r in results if r["baseline"].get("digit_score") is not None]
     base["digit_score"] = round(statistics.median(scores), 3) if scores else None
-    png = os.path.join(ROOT, "bench", f"pareto_{args.frames}f.png")
-    plot(rows, args.frames, png)
-    text = table(rows, args.frames, base, command) + f"\n\n![Pareto, {args.frames} frames](pareto_{args.frames}f.png)"
-    splice(args.results, args.frames, text)
-    with open(os.path.join(args.out_dir, f"summary_f{args.frames}.json"), "w") as f:
+    tag = tag_of(args)
+    png_name = f"pareto_{args.frames}f.png" if args.gemm == "auto" else f"pareto_{args.frames}f_{args.gemm}.png"
+    plot(rows, args.frames, args.gemm, os.path.join(ROOT, "bench", png_name))
+    title = f"Quality sweep, {args.frames} frames" + ("" if args.gemm == "auto" else f", {args.gemm} linear layers")
+    text = table(rows, args.frames, base, command) + f"\n\n![Pareto, {args.frames} frames]({png_name})"
+    splice(args.results, tag, title, text)
+    with open(os.path.join(args.out_dir, f"summary_f{tag}.json"), "w") as f:
         json.dump({"baseline": base, "rows": rows}, f, indent=2)
     print(text)
 

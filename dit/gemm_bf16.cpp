@@ -136,8 +136,10 @@ PanelPass panel_pass_for(int groups) {
 }  // namespace
 
 bool bf16_gemm_available() {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+  // Asked before every bf16 product: the CPU does not change, so ask it once.
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+  return ok;
 }
 
 void matmul_nt_bf16(const float* x, int64_t rows, int64_t in, const float* W, int64_t out, float* y) {

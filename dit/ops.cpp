@@ -3,7 +3,9 @@
 #include "dit/gemm.h"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace ditgen::ops {
 
@@ -106,17 +108,53 @@ void rms_norm_ref(const float* x, int64_t rows, int64_t width, double eps, const
   }
 }
 
+// 0.5 u (1 + tanh z) written as u / (1 + e^(-2z)), which is exact algebra and does not cancel
+// to 0 for negative u (where 1 + tanh z loses every digit by z = -19 even in double).
 float gelu_tanh_ref(float u) {
   const double d = u;
-  return float(0.5 * d * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (d + 0.044715 * d * d * d))));
+  return float(d / (1.0 + std::exp(-2.0 * std::sqrt(2.0 / M_PI) * (d + 0.044715 * d * d * d))));
 }
 
+namespace {
+
+// e^x with relative error below 3e-7 for x in [-87, 88] (inputs outside are clamped there; NaN
+// stays NaN), in straight-line float and integer code that the compiler vectorizes, where a
+// call to std::exp or std::tanh would run one lane at a time. x = n ln2 + r with ln2 split in
+// two (Cody-Waite) so r is exact to |r| <= ln2/2; e^r by its Taylor polynomial to degree 7
+// (truncation 5e-9); 2^n written into the exponent bits. Adding 1.5 * 2^23 rounds x log2(e) to
+// the integer n held in the low mantissa bits, which avoids a float-to-int conversion.
+inline float exp_vectorizable(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23, bit pattern 0x4B400000
+  const float t = x * 1.44269504088896341f + kRound;
+  const float n = t - kRound;
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  uint32_t bits;
+  std::memcpy(&bits, &t, sizeof bits);
+  bits = (bits - 0x4B400000u + 127u) << 23;  // n + 127 in [1, 254]: a normal power of two
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+}  // namespace
+
+// 0.5 u (1 + tanh z) = u / (1 + e^(-2z)): one exponential and no cancellation, so the result
+// keeps the exponential's relative error for every u.
 void gelu_tanh(float* x, int64_t n) {
   const float c = float(std::sqrt(2.0 / M_PI));
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float u = x[i];
-    x[i] = 0.5f * u * (1.0f + std::tanh(c * (u + 0.044715f * u * u * u)));
+    x[i] = u / (1.0f + exp_vectorizable(-2.0f * c * (u + 0.044715f * u * u * u)));
   }
 }
 

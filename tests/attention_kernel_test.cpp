@@ -224,9 +224,12 @@ TEST(AttentionKernel, PartialBlocksWithElementMasks) {
   for (int block : {64, 128})
     for (int64_t tokens : {int64_t(512), int64_t(450)})
       for (int d : {64, 128}) {
-        const BlockMap m = random_map(tokens, block, 1, 0.35, 0.6, 0.3, rng);
+        // With 4 block rows a draw has no partial block about once in 700; draw again then (same
+        // generator, so the printed seed still replays the case).
+        BlockMap m;
+        do m = random_map(tokens, block, 1, 0.35, 0.6, 0.3, rng);
+        while (m.partial_fraction() == 0.0);
         ASSERT_NO_THROW(m.validate());
-        ASSERT_GT(m.partial_fraction(), 0.0);
         check_all_isas(1, tokens, d, m, seed + uint64_t(tokens * d + block));
       }
 }

@@ -1,6 +1,8 @@
 // Each fast layer of the DiT block against its plain twin on fresh random inputs.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "dit/gemm.h"
 #include "dit/gemm_bf16.h"
 #include "dit/layout.h"
@@ -100,8 +102,8 @@ TEST(Gemm, Bf16KernelMatchesItsReference) {
     gemm::matmul_nt_bf16(x.data(), c.rows, c.in, w.data(), c.out, y.data());
     gemm::matmul_nt_bf16_ref(x.data(), c.rows, c.in, w.data(), c.out, r.data());
     // Both round the inputs alike; only float32 against double accumulation (and its order)
-    // differs, far below 1e-5 of the magnitude summed.
-    const double worst = worst_linear_error(c, x, w, {}, y, r, 1e-5);
+    // differs: at most (in + 2) * 2^-23 of the magnitude summed, and 1e-5 for short sums.
+    const double worst = worst_linear_error(c, x, w, {}, y, r, std::max(1e-5, double(c.in + 2) * std::ldexp(1.0, -23)));
     EXPECT_LE(worst, 1.0) << "rows " << c.rows << " in " << c.in << " out " << c.out;
   }
 }
@@ -171,6 +173,28 @@ TEST(Ops, GeluTanhMatchesFormula) {
   std::vector<float> y = x;
   ops::gelu_tanh(y.data(), int64_t(y.size()));
   for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], ops::gelu_tanh_ref(x[i]), 2e-6 * (1 + std::fabs(x[i])));
+  // A dense sweep: the error stays below 1e-6 of the value (3e-7 from the exponential, a few
+  // float roundings) plus what rounding the exponent w = 2z to float costs, |w| 2^-23 relative
+  // (2^-21 allowed), including the far negative side where a 1 + tanh form would cancel; below
+  // about u = -10 the exponent is clamped, so the output is u e^-88 (under 1e-37 |u|) rather than
+  // the exact, even tinier value.
+  std::vector<float> u;
+  for (int i = -24000; i <= 24000; ++i) u.push_back(float(i) * 5e-4f);
+  for (float v : {1e-30f, -1e-30f, 1e-7f, -1e-7f, 30.0f, -30.0f, 1e6f, -1e6f}) u.push_back(v);
+  std::vector<float> g = u;
+  ops::gelu_tanh(g.data(), int64_t(g.size()));
+  double worst = 0;
+  for (size_t i = 0; i < u.size(); ++i) {
+    const double ref = ops::gelu_tanh_ref(u[i]);
+    const double d = u[i], w = 2.0 * std::sqrt(2.0 / M_PI) * (d + 0.044715 * d * d * d);
+    const double bound = (1e-6 + std::fabs(w) * std::ldexp(1.0, -21)) * std::fabs(ref) +
+                         1e-37 * std::max(1.0, std::fabs(d));
+    worst = std::max(worst, std::fabs(g[i] - ref) / bound);
+  }
+  EXPECT_LE(worst, 1.0);
+  float nan = std::numeric_limits<float>::quiet_NaN();
+  ops::gelu_tanh(&nan, 1);
+  EXPECT_TRUE(std::isnan(nan));
   // Known values: GELU_tanh(0) = 0, GELU_tanh(1) = 0.8411920..., large negative -> 0.
   float k[3] = {0.0f, 1.0f, -10.0f};
   ops::gelu_tanh(k, 3);
