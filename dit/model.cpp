@@ -252,8 +252,8 @@ void DiTModel::block_forward(int layer, int batch, const Tensor& e0, const Tenso
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < BN; ++r) {
     float* row = qkv_.data() + r * 3 * D;
-    ops::rms_norm(row, 1, D, cfg_.eps, w.sa_norm_q.data(), row);
-    ops::rms_norm(row + D, 1, D, cfg_.eps, w.sa_norm_k.data(), row + D);
+    ops::rms_norm_row(row, D, cfg_.eps, w.sa_norm_q.data(), row);
+    ops::rms_norm_row(row + D, D, cfg_.eps, w.sa_norm_k.data(), row + D);
     const int64_t b = r / N, i = r % N;
     for (int h = 0; h < NH; ++h) {
       const int64_t dst = ((b * NH + h) * N + i) * Dh;

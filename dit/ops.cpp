@@ -87,16 +87,16 @@ void layer_norm_modulate(const float* x, int64_t rows, int64_t width, double eps
   }
 }
 
+void rms_norm_row(const float* x, int64_t width, double eps, const float* w, float* y) {
+  float ss = 0;
+  for (int64_t i = 0; i < width; ++i) ss += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(ss / float(width) + float(eps));
+  for (int64_t i = 0; i < width; ++i) y[i] = x[i] * inv * w[i];
+}
+
 void rms_norm(const float* x, int64_t rows, int64_t width, double eps, const float* w, float* y) {
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * width;
-    float* yr = y + r * width;
-    float ss = 0;
-    for (int64_t i = 0; i < width; ++i) ss += xr[i] * xr[i];
-    const float inv = 1.0f / std::sqrt(ss / float(width) + float(eps));
-    for (int64_t i = 0; i < width; ++i) yr[i] = xr[i] * inv * w[i];
-  }
+  for (int64_t r = 0; r < rows; ++r) rms_norm_row(x + r * width, width, eps, w, y + r * width);
 }
 
 void rms_norm_ref(const float* x, int64_t rows, int64_t width, double eps, const float* w, float* y) {

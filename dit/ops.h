@@ -20,6 +20,9 @@ void layer_norm_modulate(const float* x, int64_t rows, int64_t width, double eps
 // y = x · rsqrt(mean(x²) + eps) · w over the last dimension (in place allowed).
 void rms_norm(const float* x, int64_t rows, int64_t width, double eps, const float* w, float* y);
 void rms_norm_ref(const float* x, int64_t rows, int64_t width, double eps, const float* w, float* y);
+// One row of rms_norm on the calling thread, for loops that are already parallel (a nested
+// OpenMP region per row costs more than the row).
+void rms_norm_row(const float* x, int64_t width, double eps, const float* w, float* y);
 
 // GELU with the tanh approximation, in place.
 void gelu_tanh(float* x, int64_t n);
