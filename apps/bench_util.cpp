@@ -1,8 +1,3 @@
-// GCC 12 warns about the undefined-vector idiom of its AVX-512 headers as used by Eigen (PR 105593).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include "apps/bench_util.h"
 
 #include "dit/gemm.h"

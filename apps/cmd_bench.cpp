@@ -3,11 +3,6 @@
 // dense and block-sparse, against the machine's single-precision GEMM ceiling) and `linear`
 // (cmd_bench_linear.cpp). A new target declares add_<target>_bench in bench_util.h and is
 // added to the Registrar below.
-// GCC 12 warns about the undefined-vector idiom of its AVX-512 headers as used by Eigen (PR 105593).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <omp.h>
 
 #include <Eigen/Core>

@@ -160,10 +160,15 @@ void run_linear_bench(const LinearArgs& a) {
               << " s = " << std::setprecision(3) << over << " of the ceiling";
   }
   std::cout << "\n";
-  if (with_openblas) {
-    j["openblas_over_eigen_time"] = paths.back().forward / paths.front().forward;
-    describe_openblas(j);
-  }
+  auto path_of = [&paths](gemm::Backend b) -> const Path* {
+    for (const Path& p : paths)
+      if (p.backend == b) return &p;
+    return nullptr;
+  };
+  const Path* eigen = path_of(gemm::Backend::eigen);
+  const Path* openblas = path_of(gemm::Backend::openblas);
+  if (eigen != nullptr && openblas != nullptr) j["openblas_over_eigen_time"] = openblas->forward / eigen->forward;
+  if (with_openblas) describe_openblas(j);
   j["load_average_before"] = load_before;
   j["load_average_after"] = load_average();
   std::cout << std::setprecision(2) << "  load average " << load_before << " before, " << load_average() << " after\n";

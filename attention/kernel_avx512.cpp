@@ -3,11 +3,6 @@
 #include "attention/kernel_impl.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__FMA__)
-// GCC 12 warns about the undefined-vector idiom inside its own intrinsic headers (PR 105593).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <immintrin.h>
 
 #include "attention/kernel_avx512_common.h"

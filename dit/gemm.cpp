@@ -1,8 +1,3 @@
-// GCC 12 warns about the undefined-vector idiom of its AVX-512 headers as used by Eigen (PR 105593).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include "dit/gemm.h"
 
 #include "dit/gemm_bf16.h"
@@ -58,6 +53,13 @@ Backend resolve(Backend b) {
   return b;
 }
 
+// Throws unless the bf16 kernel runs here (set_backend and matmul_nt).
+void require_bf16() {
+  if (!bf16_gemm_available())
+    throw std::invalid_argument("GEMM backend 'bf16' is not available: it needs a CPU with AVX-512 BF16 and a compiler "
+                                "that supports -mavx512bf16");
+}
+
 }  // namespace
 
 Backend parse_backend(const std::string& s) {
@@ -84,9 +86,7 @@ std::string openblas_description() { return openblas().description; }
 void set_backend(Backend b) {
   if (b == Backend::openblas && !openblas_available())
     throw std::invalid_argument("GEMM backend 'openblas' is not available: " + openblas_description());
-  if (b == Backend::bf16 && !bf16_gemm_available())
-    throw std::invalid_argument("GEMM backend 'bf16' is not available: it needs a CPU with AVX-512 BF16 and a compiler "
-                                "that supports -mavx512bf16");
+  if (b == Backend::bf16) require_bf16();
   g_backend = resolve(b);
 }
 
@@ -102,7 +102,7 @@ Backend active_backend() {
 void matmul_nt(Backend b, const float* x, int64_t rows, int64_t in, const float* W, int64_t out, float* y) {
   b = resolve(b);
   if (b == Backend::bf16) {
-    if (!bf16_gemm_available()) throw std::invalid_argument("GEMM backend 'bf16' is not available");
+    require_bf16();
     return matmul_nt_bf16(x, rows, in, W, out, y);
   }
   if (b == Backend::openblas) {
