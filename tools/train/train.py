@@ -19,6 +19,7 @@ the EMA export (run/digits-dit.h5); a run restarts from its checkpoint when one 
 import argparse
 import copy
 import csv
+import dataclasses
 import math
 import os
 import sys
@@ -227,7 +228,10 @@ def main():
             if a.init:
                 from export import load_h5
                 icfg, sd = load_h5(a.init)
-                assert icfg == cfg, f"{a.init}: config differs"
+                # the sampling default is not architecture: the init file's value is kept
+                assert dataclasses.replace(icfg, sample_cfg=cfg.sample_cfg) == cfg, \
+                    f"{a.init}: config differs"
+                cfg.sample_cfg = icfg.sample_cfg
                 model.load_state_dict(sd)
                 ema.load_state_dict(sd)
                 print(f"initialised from {a.init}", flush=True)
