@@ -9,7 +9,7 @@ bench/RESULTS.md between <!-- digit_quality:FRAMES:ATTN:begin/end --> markers.
 Usage (from the repository root, after building):
   python3 bench/digit_quality.py --videos 50 --frames 16 [--attn dense] [--threads 2]
 
-With --h5 FILE it scores the videos stored in FILE instead of generating any (datasets
+With --h5 FILE [FILE ...] it scores the videos stored in the files instead of generating any (datasets
 frames_u8 (K,T,H,W,1) and labels (K,2), as written by tools/train/sample.py --h5 and
 tools/train/gpu_digit_probe.sh), prints the totals and leaves bench/RESULTS.md alone; this needs
 h5py and OpenCV's Python module (Debian: python3-h5py python3-opencv, /usr/bin/python3).
@@ -33,8 +33,13 @@ def score_h5(args):
     import tempfile
     import cv2
     import h5py
-    with h5py.File(args.h5, "r") as f:
-        frames, labels = f["frames_u8"][()], f["labels"][()]
+    import numpy as np
+    parts = []
+    for path in args.h5:
+        with h5py.File(path, "r") as f:
+            parts.append((f["frames_u8"][()], f["labels"][()]))
+    frames = np.concatenate([fr for fr, _ in parts])
+    labels = np.concatenate([lb for _, lb in parts])
     total = {"frames": 0, "scored": 0, "correct": 0, "overlap": 0}
     videos_ok = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,7 +59,7 @@ def score_h5(args):
                 total[key] += s[src]
             videos_ok += s["fraction"] is not None and s["fraction"] >= 0.9
     frac = total["correct"] / total["scored"] if total["scored"] else float("nan")
-    print(f"{args.h5}: {frames.shape[0]} videos of {frames.shape[1]} frames: {100 * frac:.1f}% of scored frames "
+    print(f"{' '.join(args.h5)}: {frames.shape[0]} videos of {frames.shape[1]} frames: {100 * frac:.1f}% of scored frames "
           f"correct ({total['correct']}/{total['scored']}); {total['overlap']} of {total['frames']} frames "
           f"overlapping; {videos_ok}/{frames.shape[0]} videos at >= 90% correct")
 
@@ -70,7 +75,8 @@ def main():
     ap.add_argument("--ditgen", default=os.path.join(ROOT, "build", "apps", "ditgen"))
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "bench", "digits"))
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
-    ap.add_argument("--h5", default="", help="score the videos of this HDF5 file instead of generating")
+    ap.add_argument("--h5", nargs="+", default=[],
+                    help="score the videos of these HDF5 files (one set, in order) instead of generating")
     args = ap.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
     if args.h5:
