@@ -32,6 +32,7 @@ from sample import frames_u8, sample  # noqa: E402
 
 CASES = [(0, (3, 7)), (1, (1, 8))]  # bench/quality_sweep.py's first two cases
 BLOCK = 64
+DENSE = model_module.attention  # the reference model's own attention, restored after each run
 
 
 def topp_keep(q, k, p, sink=True):
@@ -72,7 +73,7 @@ def masked_attention(q, k, v, keep, compensate):
 
 
 class SparseSelfAttention:
-    """Replaces model.attention for self-attention calls (Nq == Nk) once `sparse` is set."""
+    """Stands in for model.attention: self-attention calls (Nq == Nk) run under the top-p mask."""
 
     def __init__(self, p, compensate):
         self.p, self.compensate = p, compensate
@@ -86,8 +87,6 @@ class SparseSelfAttention:
         self.total += keep.numel() * BLOCK * BLOCK
         return masked_attention(q.float(), k.float(), v.float(), keep, self.compensate).to(v.dtype)
 
-
-DENSE = model_module.attention
 
 
 def psnr_frames(a, b):

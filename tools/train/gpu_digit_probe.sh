@@ -17,11 +17,11 @@ GUIDANCE="${1:-2 4 6 8}"
 FRAMES="${FRAMES:-16}"
 CHUNK="${CHUNK:-50}"
 MODEL="${MODEL:-models/digits-dit.h5}"
-PAIRS="$(python3 -c "
+read -r -a PAIRS <<< "$(python3 -c "
 import random
 rng = random.Random(20261123)  # bench/digit_quality.py's cases
 print(' '.join(f'{rng.randrange(10)},{rng.randrange(10)}' for _ in range(50)))")"
-python3 - "$O/real_t${FRAMES}.h5" "$FRAMES" $PAIRS <<'PY'
+python3 - "$O/real_t${FRAMES}.h5" "$FRAMES" "${PAIRS[@]}" <<'PY'
 import sys
 import h5py, numpy as np, torch
 sys.path.insert(0, "tools/train")
@@ -38,13 +38,12 @@ with h5py.File(out, "w") as f:
     f.create_dataset("labels", data=labels.numpy())
 print("real clips:", u8.shape)
 PY
-read -r -a PAIR_LIST <<< "$PAIRS"
 for g in $GUIDANCE; do
-  for (( i = 0; i < ${#PAIR_LIST[@]}; i += CHUNK )); do
+  for (( i = 0; i < ${#PAIRS[@]}; i += CHUNK )); do
     name="gen_cfg${g}_t${FRAMES}"
-    (( CHUNK < ${#PAIR_LIST[@]} )) && name="${name}_p$(( i / CHUNK ))"
+    (( CHUNK < ${#PAIRS[@]} )) && name="${name}_p$(( i / CHUNK ))"
     python3 tools/train/sample.py --device cuda --model "$MODEL" --frames "$FRAMES" --seed $(( 1000 + i )) \
-      --cfg "$g" --labels "${PAIR_LIST[@]:i:CHUNK}" --h5 "$O/$name.h5" | tail -1
+      --cfg "$g" --labels "${PAIRS[@]:i:CHUNK}" --h5 "$O/$name.h5" | tail -1
   done
 done
 ls -la "$O"
