@@ -83,9 +83,15 @@ std::string backend_name(Backend b) {
 bool openblas_available() { return openblas().sgemm != nullptr; }
 std::string openblas_description() { return openblas().description; }
 
-void set_backend(Backend b) {
-  if (b == Backend::openblas && !openblas_available())
+namespace {
+void require_openblas() {
+  if (!openblas_available())
     throw std::invalid_argument("GEMM backend 'openblas' is not available: " + openblas_description());
+}
+}  // namespace
+
+void set_backend(Backend b) {
+  if (b == Backend::openblas) require_openblas();
   if (b == Backend::bf16) require_bf16();
   g_backend = resolve(b);
 }
@@ -106,8 +112,8 @@ void matmul_nt(Backend b, const float* x, int64_t rows, int64_t in, const float*
     return matmul_nt_bf16(x, rows, in, W, out, y);
   }
   if (b == Backend::openblas) {
+    require_openblas();
     const OpenBlas& o = openblas();
-    if (o.sgemm == nullptr) throw std::invalid_argument("GEMM backend 'openblas' is not available");
     // OpenBLAS's own pthread pool busy-waits between calls against the OpenMP threads of the
     // rest of the forward (e2e 1.2x slower in a 3-step run): run it single-threaded on row slabs
     // of the process's OpenMP threads instead.
