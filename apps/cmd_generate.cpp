@@ -13,7 +13,7 @@ namespace {
 
 struct GenerateArgs {
   GenerationFlags gen;
-  std::string attn = "dense";
+  std::string attn = kDefaultGenerateAttn;
   std::string out, frames_dir, sheet, json;
   double fps = 8;
   bool overwrite = false;
@@ -84,7 +84,8 @@ void run_generate(const GenerateArgs& a) {
 const Registrar reg("generate", "Generate a video (or an image with --frames 1) from a weight file", [](CLI::App& sub) {
   auto a = std::make_shared<GenerateArgs>();
   a->gen.add(sub);
-  sub.add_option("--attn", a->attn, "Attention method spec NAME[:key=value,...] (see docs/attention.md)");
+  sub.add_option("--attn", a->attn, "Attention method spec NAME[:key=value,...] (see docs/attention.md); 'dense' for exact attention")
+      ->capture_default_str();
   sub.add_option("--out", a->out, "Output: .mp4 (H.264), .mkv (lossless FFV1) or .png")->required();
   sub.add_option("--frames-dir", a->frames_dir, "Also write every frame as PNG into this directory");
   sub.add_option("--sheet", a->sheet, "Also write a contact sheet PNG (all frames in a grid)");

@@ -2,6 +2,7 @@
 // The attention seam: the model's self-attention calls one backend with q, k, v of all heads,
 // the token layout and the (step, layer) context. Dense and sparse methods, and per-step
 // policies, are backends; the model knows nothing of them.
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,6 +26,7 @@ struct AttentionInputs {
   int64_t tokens = 0;        // N
   int head_dim = 0;          // Dh
   const TokenLayout* layout = nullptr;
+  size_t elements() const { return size_t(batch) * size_t(heads) * size_t(tokens) * size_t(head_dim); }
 };
 
 class AttentionBackend {

@@ -1,5 +1,6 @@
 #include "attention/schedule.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -57,6 +58,12 @@ int DenseSchedule::fixed_dense_steps(int num_steps) const {
     case Kind::Auto: return 0;
   }
   return 0;
+}
+
+bool DenseSchedule::anchor_step(int step, int num_steps) const {
+  if (refresh <= 0 || kind == Kind::Auto) return false;
+  const int first = std::max(fixed_dense_steps(num_steps) - 1, 0);
+  return step >= first && (step - first) % refresh == 0;
 }
 
 void AutoSwitch::begin_call(int step, int num_layers) {

@@ -124,6 +124,11 @@ CommonOptions read_common(KeySet& keys, const CommonDefaults& d) {
   c.schedule = DenseSchedule::parse(steps, layers);
   c.schedule.auto_tol = keys.real("auto_tol", 0.05, 0.0, 1e9);
   c.schedule.auto_rows = keys.integer("auto_rows", 64, 1, 1 << 20);
+  c.schedule.refresh = keys.integer("refresh", 0, 0, 1 << 20);
+  if (c.schedule.refresh > 0 && c.schedule.kind == DenseSchedule::Kind::Auto)
+    throw std::invalid_argument("attention method '" + keys.method() + "': refresh = " +
+                                std::to_string(c.schedule.refresh) +
+                                " needs a fixed dense_steps (a count or a fraction), not dense_steps=auto");
   return c;
 }
 
@@ -296,8 +301,17 @@ void SparseBackend::attend(const AttentionInputs& in, float* out, const Attentio
   } else if (!dense) {
     dense = ctx.step < s.fixed_dense_steps(ctx.num_steps);
   }
+  const bool anchor = !s.layer_dense(ctx.layer) && s.anchor_step(ctx.step, ctx.num_steps);
+  if (s.refresh > 0) residual_.begin_call(ctx.step, num_layers);
   double density = 1.0;
-  if (dense) {
+  if (anchor) {
+    dense_pass(in, out);
+    std::vector<float>& r = residual_.store(ctx.layer, in.elements());
+    density += sparse_attend(in, r.data(), ctx);
+    set_last_pass(nullptr);
+    ResidualCache::finish_anchor(out, r);
+    ++dense_calls_;
+  } else if (dense) {
     dense_pass(in, out);
     set_last_pass(nullptr);
     if (estimate) {
@@ -307,6 +321,7 @@ void SparseBackend::attend(const AttentionInputs& in, float* out, const Attentio
     ++dense_calls_;
   } else {
     density = sparse_attend(in, out, ctx);
+    if (const std::vector<float>* r = residual_.find(ctx.layer, in.elements())) ResidualCache::add(out, *r);
   }
   last_density_ = density;
   layer_density_[size_t(ctx.layer)] = density;

@@ -13,6 +13,7 @@
 #include "attention/backend.h"
 #include "attention/mask.h"
 #include "attention/reorder.h"
+#include "attention/residual.h"
 #include "attention/schedule.h"
 #include "attention/spec.h"
 
@@ -113,6 +114,7 @@ class SparseBackend : public AttentionBackend {
   MapCache cache_;
   BlockMap dense_map_;
   AutoSwitch auto_;
+  ResidualCache residual_;
   std::vector<float> scratch_;
   double last_density_ = 1.0;
   const BlockMap* last_map_ = nullptr;  // nullptr: the last pass was dense

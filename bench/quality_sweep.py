@@ -52,8 +52,8 @@ SPECS["short"] = [
 
 # PAROAttention needs a calibration file per length and mass: one dense run of its own (a seed and
 # labels outside CASES, fewer steps) by `ditgen calibrate`, then `paro:calib=FILE` in the sweep.
-# The short set plus the best configuration of the full 16-frame sweep.
-SPECS["pick"] = SPECS["short"] + ["radial3d:decay=0.5,dense_steps=0.5"]
+# The short set plus the best configurations at 16 frames: the full sweep's, and generate's default.
+SPECS["pick"] = SPECS["short"] + ["radial3d:decay=0.5,dense_steps=0.5", "radial3d:decay=0.5,dense_steps=0.4,refresh=4"]
 
 PARO_MASSES = {"full": [0.95, 0.9, 0.8], "short": [0.9], "pick": [0.9]}
 CALIB_CASE = (99, "2,5")

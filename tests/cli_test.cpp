@@ -5,6 +5,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "apps/cli_common.h"
+#include "attention/spec.h"
 #include "io/weights_h5.h"
 #include "tests/test_util.h"
 
@@ -53,8 +55,16 @@ TEST_F(Cli, GenerateWritesVideoFramesAndJson) {
                           "peak_rss_mb"})
     EXPECT_TRUE(j.contains(key)) << key;
   EXPECT_EQ(j["tokens"], 4 * 4 * 4);
-  EXPECT_EQ(j["density"], 1.0);
-  EXPECT_EQ(j["attn"], "dense:block=64");
+  // The default attention, spelled out in full.
+  EXPECT_EQ(j["attn"], attn::make_backend(app::kDefaultGenerateAttn)->spec());
+  EXPECT_GT(j["density"].get<double>(), 0.0);
+  const auto d = run_ditgen("generate --model " + model + " --labels 3,7 --frames 4 --steps 3 --seed 1 --threads 2 --attn dense --out " +
+                            (dir / "d.mkv") + " --json " + (dir / "d.json"));
+  ASSERT_EQ(d.status, 0) << d.output;
+  std::ifstream fd(dir / "d.json");
+  const auto jd = nlohmann::json::parse(fd);
+  EXPECT_EQ(jd["density"], 1.0);
+  EXPECT_EQ(jd["attn"], "dense:block=64");
 }
 
 std::string slurp(const std::string& path) {

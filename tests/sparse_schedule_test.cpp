@@ -7,6 +7,7 @@
 #include "attention/schedule.h"
 #include "attention/sparse_backend.h"
 #include "attention/spec.h"
+#include "tests/test_util.h"
 
 using namespace ditgen;
 using namespace ditgen::attn;
@@ -96,4 +97,67 @@ TEST(SparseSchedule, AutoStaysDenseWhileTheErrorIsLarge) {
   const auto j = nlohmann::json::parse(b->report_json());
   EXPECT_EQ(j["auto"]["switch_step"][0], -1);
   EXPECT_GT(j["auto"]["last_error"][0].get<double>(), 0.001);
+}
+
+TEST(SparseSchedule, RefreshAnchorsTheLastDenseStepAndEveryKthAfter) {
+  DenseSchedule s = DenseSchedule::parse("3", 0);
+  s.refresh = 4;
+  std::vector<int> anchors;
+  for (int step = 0; step < 12; ++step)
+    if (s.anchor_step(step, 12)) anchors.push_back(step);
+  EXPECT_EQ(anchors, (std::vector<int>{2, 6, 10}));
+  s = DenseSchedule::parse("0", 0);
+  s.refresh = 4;
+  anchors.clear();
+  for (int step = 0; step < 12; ++step)
+    if (s.anchor_step(step, 12)) anchors.push_back(step);
+  EXPECT_EQ(anchors, (std::vector<int>{0, 4, 8}));
+  s.refresh = 0;
+  for (int step = 0; step < 12; ++step) EXPECT_FALSE(s.anchor_step(step, 12)) << step;
+  s = DenseSchedule::parse("auto", 0);
+  s.refresh = 2;
+  for (int step = 0; step < 12; ++step) EXPECT_FALSE(s.anchor_step(step, 12)) << step;
+}
+
+TEST(SparseSchedule, RefreshAddsTheResidualOfTheLastAnchor) {
+  const std::string sparse = "window:tile=1x4x4,window=1x1x1,block=16,dense_layers=0,dense_steps=1";
+  auto reuse = make_backend(sparse + ",refresh=3");
+  auto plain = make_backend(sparse);
+  auto dense = make_backend("dense:block=16");
+  Runner r(*reuse), rp(*plain), rd(*dense);
+  rd.call(*dense, 0, 6, 0, 1);
+  const std::vector<float> dense0 = rd.out;
+  const double sparse_density = rp.call(*plain, 1, 6, 0, 1);
+  const std::vector<float> sparse0 = rp.out;
+  ASSERT_LT(sparse_density, 0.5);
+  ASSERT_GT(test::nmse(sparse0.data(), dense0.data(), dense0.size()), 1e-3);  // the mask matters here
+
+  // Step 0 is the last dense step, so an anchor: dense output, dense and sparse pairs computed.
+  EXPECT_DOUBLE_EQ(r.call(*reuse, 0, 6, 0, 1), 1.0 + sparse_density);
+  EXPECT_EQ(r.out, dense0);
+  // Step 1 runs sparse and adds dense - sparse of step 0: on the same inputs, the dense output.
+  EXPECT_DOUBLE_EQ(r.call(*reuse, 1, 6, 0, 1), sparse_density);
+  for (size_t i = 0; i < r.out.size(); ++i) ASSERT_NEAR(r.out[i], dense0[i], 1e-5) << i;
+  // Step 2 on new values: sparse of the new inputs plus the residual kept from step 0.
+  for (Runner* x : {&r, &rp})
+    for (size_t i = 0; i < x->v.size(); ++i) x->v[i] = 0.5f * x->v[i] + float(i % 5) * 0.1f;
+  r.call(*reuse, 2, 6, 0, 1);
+  rp.call(*plain, 2, 6, 0, 1);
+  for (size_t i = 0; i < r.out.size(); ++i) ASSERT_NEAR(r.out[i], rp.out[i] + (dense0[i] - sparse0[i]), 1e-5) << i;
+  // Step 3 is the next anchor: dense again.
+  EXPECT_GT(r.call(*reuse, 3, 6, 0, 1), 1.0);
+  rd.v = r.v;
+  rd.call(*dense, 3, 6, 0, 1);
+  EXPECT_EQ(r.out, rd.out);
+}
+
+TEST(SparseSchedule, RefreshNeedsAFixedSchedule) {
+  try {
+    make_backend("radial3d:dense_steps=auto,refresh=2");
+    FAIL() << "refresh with dense_steps=auto was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("refresh = 2"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(make_backend("radial3d:refresh=-1"), std::invalid_argument);
+  EXPECT_NE(make_backend("radial3d:refresh=4")->spec().find("refresh=4"), std::string::npos);
 }

@@ -68,7 +68,7 @@ TEST(SparseSpec, SpecSpellsOutDefaultsAndRoundTrips) {
   EXPECT_EQ(make_backend("dense")->spec(), "dense:block=64");
   EXPECT_EQ(make_backend("radial")->spec(),
             "radial:decay=0.2,sink=1,shrink=1,block=128,layout=frame,tile=4x4x4,dense_steps=0.25,dense_layers=1,"
-            "auto_tol=0.05,auto_rows=64");
+            "auto_tol=0.05,auto_rows=64,refresh=0");
   for (const MethodInfo& m : methods()) {
     const std::string full = make_backend(plain(m.name))->spec();
     EXPECT_EQ(full.rfind(m.name, 0), 0u) << full;
