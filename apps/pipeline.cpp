@@ -253,7 +253,10 @@ GenerateResult generate(DiTModel& model, attn::AttentionBackend& backend, const 
   const double rough = 4.0 * (6.0 * batch * video_d +
                               batch * tokens_d * (10.0 * cfg.dim + std::max(cfg.ffn_dim, cfg.patch_values())));
   const bool absurd = !(rough < 1e17);
-  const int64_t need = absurd ? 0 : model.estimate_peak_bytes(opt.shape, batch);
+  const int64_t need = absurd ? 0
+                              : model.estimate_peak_bytes(opt.shape, batch) +
+                                    backend.state_bytes(opt.shape.tokens(cfg), batch, cfg.num_heads, cfg.head_dim(),
+                                                        cfg.num_layers);
   const int64_t limit = opt.memory_limit_bytes > 0 ? opt.memory_limit_bytes : available_memory_bytes();
   if (absurd || need > limit) {
     std::ostringstream s;

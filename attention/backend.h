@@ -45,6 +45,9 @@ class AttentionBackend {
   virtual bool last_allows(int head, int64_t q, int64_t k) const { return true; }
   // Human-readable notes for --json (e.g. profiling cost, switch steps); empty by default.
   virtual std::string report_json() const { return "{}"; }
+  // Bytes the backend keeps between calls for a run of this shape (B*NH heads of N tokens,
+  // Dh channels, L layers), for the engine's memory estimate before it allocates.
+  virtual int64_t state_bytes(int64_t tokens, int batch, int heads, int head_dim, int num_layers) const { return 0; }
 };
 
 // Dense: the block-sparse kernel with every block listed.

@@ -306,10 +306,14 @@ void SparseBackend::attend(const AttentionInputs& in, float* out, const Attentio
   double density = 1.0;
   if (anchor) {
     dense_pass(in, out);
-    std::vector<float>& r = residual_.store(ctx.layer, in.elements());
-    density += sparse_attend(in, r.data(), ctx);
     set_last_pass(nullptr);
-    ResidualCache::finish_anchor(out, r);
+    // A static map that keeps every pair (radial at one or two frames) leaves nothing to correct.
+    if (!(is_static() && static_map(*in.layout).attended_density() >= 1.0)) {
+      std::vector<float>& r = residual_.store(ctx.layer, in.elements());
+      density += sparse_attend(in, r.data(), ctx);
+      set_last_pass(nullptr);
+      ResidualCache::finish_anchor(out, r);
+    }
     ++dense_calls_;
   } else if (dense) {
     dense_pass(in, out);
@@ -329,6 +333,13 @@ void SparseBackend::attend(const AttentionInputs& in, float* out, const Attentio
   sparse_pairs_ += density;
   all_pairs_ += 1.0;
   attend_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int64_t SparseBackend::state_bytes(int64_t tokens, int batch, int heads, int head_dim, int num_layers) const {
+  const DenseSchedule& s = common_.schedule;
+  if (s.refresh <= 0) return 0;
+  const int64_t layers = std::max(0, num_layers - s.dense_layers);
+  return layers * int64_t(batch) * heads * tokens * head_dim * int64_t(sizeof(float));
 }
 
 std::string SparseBackend::report_json() const {

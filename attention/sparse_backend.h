@@ -78,6 +78,8 @@ class SparseBackend : public AttentionBackend {
   TokenLayout layout(int tp, int hp, int wp) const override;
   std::string report_json() const override;
   bool last_allows(int head, int64_t q, int64_t k) const override;
+  // The residuals of refresh=K: one (B*NH, N, Dh) buffer per layer that is not always dense.
+  int64_t state_bytes(int64_t tokens, int batch, int heads, int head_dim, int num_layers) const override;
 
   const std::string& method() const { return method_; }
   // Set once by the factory: the spec with every key spelled out.

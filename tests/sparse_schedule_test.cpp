@@ -18,7 +18,7 @@ struct Runner {
   int heads = 2, dh = 8;
   TokenLayout layout;
   std::vector<float> q, k, v, out;
-  explicit Runner(const AttentionBackend& b, bool constant_v = false) : layout(b.layout(4, 8, 8)) {
+  explicit Runner(const AttentionBackend& b, bool constant_v = false, int frames = 4) : layout(b.layout(frames, 8, 8)) {
     const int64_t n = layout.tokens();
     std::mt19937 g(11);
     std::normal_distribution<float> d;
@@ -160,4 +160,25 @@ TEST(SparseSchedule, RefreshNeedsAFixedSchedule) {
   }
   EXPECT_THROW(make_backend("radial3d:refresh=-1"), std::invalid_argument);
   EXPECT_NE(make_backend("radial3d:refresh=4")->spec().find("refresh=4"), std::string::npos);
+}
+
+TEST(SparseSchedule, RefreshStateCountsInTheMemoryEstimate) {
+  // One float per (head, token, channel) for each layer that is not always dense.
+  EXPECT_EQ(make_backend("radial3d:refresh=4,dense_layers=1")->state_bytes(100, 2, 4, 8, 8), 7 * 2 * 4 * 100 * 8 * 4);
+  EXPECT_EQ(make_backend("radial3d:refresh=0")->state_bytes(100, 2, 4, 8, 8), 0);
+  EXPECT_EQ(make_backend("dense")->state_bytes(100, 2, 4, 8, 8), 0);
+}
+
+TEST(SparseSchedule, RefreshSkipsTheSparsePassWhenTheMapKeepsEveryPair) {
+  // radial3d attends fully across a temporal distance of 1: two frames make a dense map, so an
+  // anchor step costs one dense pass, and the steps between are dense without a residual.
+  auto b = make_backend("radial3d:dense_steps=0,dense_layers=0,refresh=2");
+  Runner r(*b, false, 2);
+  auto d = make_backend("dense");
+  Runner rd(*d, false, 2);
+  rd.call(*d, 0, 4, 0, 1);
+  EXPECT_EQ(r.call(*b, 0, 4, 0, 1), 1.0);
+  EXPECT_EQ(r.out, rd.out);
+  EXPECT_EQ(r.call(*b, 1, 4, 0, 1), 1.0);
+  for (size_t i = 0; i < r.out.size(); ++i) ASSERT_NEAR(r.out[i], rd.out[i], 1e-6) << i;
 }
