@@ -307,8 +307,13 @@ void SparseBackend::attend(const AttentionInputs& in, float* out, const Attentio
   if (anchor) {
     dense_pass(in, out);
     set_last_pass(nullptr);
-    // A static map that keeps every pair (radial at one or two frames) leaves nothing to correct.
-    if (!(is_static() && static_map(*in.layout).attended_density() >= 1.0)) {
+    // A static map of full blocks only, all listed (radial at one or two frames), leaves nothing
+    // to correct: a structural check, cheaper than counting the attended pairs every call.
+    const bool keeps_all = is_static() && [&] {
+      const BlockMap& m = static_map(*in.layout);
+      return m.partial_cols.empty() && m.pair_density() >= 1.0;
+    }();
+    if (!keeps_all) {
       std::vector<float>& r = residual_.store(ctx.layer, in.elements());
       density += sparse_attend(in, r.data(), ctx);
       set_last_pass(nullptr);

@@ -100,7 +100,7 @@ std::vector<double> bf16_element_bound(const Inputs& in, int heads, int64_t toke
   const double scale = 1.0 / std::sqrt(double(d));
   std::vector<double> bound(in.q.size());
   std::vector<char> allowed;
-  std::vector<double> s(size_t(tokens), 0.0), qk_abs(size_t(tokens), 0.0);
+  std::vector<double> s(size_t(tokens), 0.0);
   for (int h = 0; h < heads; ++h) {
     for (int64_t i = 0; i < tokens; ++i) {
       map.row_keys(map.map_of_head(h), i, allowed);

@@ -100,23 +100,18 @@ TEST(SparseSchedule, AutoStaysDenseWhileTheErrorIsLarge) {
 }
 
 TEST(SparseSchedule, RefreshAnchorsTheLastDenseStepAndEveryKthAfter) {
-  DenseSchedule s = DenseSchedule::parse("3", 0);
-  s.refresh = 4;
-  std::vector<int> anchors;
-  for (int step = 0; step < 12; ++step)
-    if (s.anchor_step(step, 12)) anchors.push_back(step);
-  EXPECT_EQ(anchors, (std::vector<int>{2, 6, 10}));
-  s = DenseSchedule::parse("0", 0);
-  s.refresh = 4;
-  anchors.clear();
-  for (int step = 0; step < 12; ++step)
-    if (s.anchor_step(step, 12)) anchors.push_back(step);
-  EXPECT_EQ(anchors, (std::vector<int>{0, 4, 8}));
-  s.refresh = 0;
-  for (int step = 0; step < 12; ++step) EXPECT_FALSE(s.anchor_step(step, 12)) << step;
-  s = DenseSchedule::parse("auto", 0);
-  s.refresh = 2;
-  for (int step = 0; step < 12; ++step) EXPECT_FALSE(s.anchor_step(step, 12)) << step;
+  auto anchors = [](const std::string& dense_steps, int refresh) {
+    DenseSchedule s = DenseSchedule::parse(dense_steps, 0);
+    s.refresh = refresh;
+    std::vector<int> out;
+    for (int step = 0; step < 12; ++step)
+      if (s.anchor_step(step, 12)) out.push_back(step);
+    return out;
+  };
+  EXPECT_EQ(anchors("3", 4), (std::vector<int>{2, 6, 10}));
+  EXPECT_EQ(anchors("0", 4), (std::vector<int>{0, 4, 8}));
+  EXPECT_TRUE(anchors("0", 0).empty());
+  EXPECT_TRUE(anchors("auto", 2).empty());
 }
 
 TEST(SparseSchedule, RefreshAddsTheResidualOfTheLastAnchor) {
