@@ -28,7 +28,8 @@ void run_calibrate(const CalibrateArgs& a) {
   if (a.every < 1) throw UsageError("--every " + std::to_string(a.every) + " must be at least 1");
   attn::KernelOptions kopt;
   try {
-    kopt.isa = attn::resolve_isa(attn::parse_isa(a.gen.isa));
+    kopt.isa = attn::parse_isa(a.gen.isa);
+    attn::resolve_isa(kopt.isa);  // refuse a path this CPU cannot run before any work
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }

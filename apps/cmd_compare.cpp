@@ -102,7 +102,8 @@ void run_compare(const CompareArgs& a) {
     throw UsageError("--recall-rows " + std::to_string(a.recall_rows) + " is out of range: expected 0 to 4096");
   attn::KernelOptions kopt;
   try {
-    kopt.isa = attn::resolve_isa(attn::parse_isa(a.gen.isa));
+    kopt.isa = attn::parse_isa(a.gen.isa);
+    attn::resolve_isa(kopt.isa);  // refuse a path this CPU cannot run before any work
     for (const auto& s : a.attn) attn::make_backend(s, kopt);  // reject bad specs before any long run
     attn::make_backend(a.baseline, kopt);
   } catch (const std::invalid_argument& e) {

@@ -31,7 +31,8 @@ void run_generate(const GenerateArgs& a) {
   attn::KernelOptions kopt;
   std::unique_ptr<attn::AttentionBackend> backend;
   try {
-    kopt.isa = attn::resolve_isa(attn::parse_isa(a.gen.isa));
+    kopt.isa = attn::parse_isa(a.gen.isa);
+    attn::resolve_isa(kopt.isa);  // refuse a path this CPU cannot run before any work
     backend = attn::make_backend(a.attn, kopt);
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());

@@ -56,6 +56,7 @@ class DenseBackend : public AttentionBackend {
   explicit DenseBackend(int block = 64, KernelOptions opt = {}) : block_(block), opt_(opt) {}
   void attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override;
   std::string spec() const override;
+  int64_t state_bytes(int64_t tokens, int batch, int heads, int head_dim, int num_layers) const override;
 
  private:
   int block_;

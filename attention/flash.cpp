@@ -140,6 +140,24 @@ namespace {
 struct AlignedFree {
   void operator()(void* p) const { std::free(p); }
 };
+
+// The bf16 copies of K and V in one buffer: K as (NH, N, Dh rounded up to even), then, from a
+// 32-element boundary, V as (NH, N rounded up to even, Dh).
+struct Bf16Layout {
+  size_t v_offset, total;
+};
+Bf16Layout bf16_layout(int heads, int64_t tokens, int head_dim) {
+  const size_t d2 = size_t(head_dim + 1) & ~size_t(1);
+  const size_t n2 = size_t(tokens + 1) & ~size_t(1);
+  const size_t kn = size_t(heads) * size_t(tokens) * d2, vn = size_t(heads) * n2 * size_t(head_dim);
+  return {(kn + 31) & ~size_t(31), kn + vn + 32};
+}
+
+// Huge-page multiples, so that the buffer's pages can be transparent huge pages.
+size_t bf16_buffer_bytes(size_t elements) {
+  const size_t page = size_t(2) << 20;
+  return (elements * sizeof(uint16_t) + page - 1) & ~(page - 1);
+}
 // The bf16 copies of K and V, kept per calling thread and reused by later calls (growing only):
 // fresh pages cost a fault each, which at N = 4096 is several percent of the kernel.
 uint16_t* bf16_buffer(size_t n) {
@@ -150,7 +168,7 @@ uint16_t* bf16_buffer(size_t n) {
   thread_local Buffer buf;
   if (buf.n < n) {
     buf.p.reset();
-    const size_t bytes = ((n * sizeof(uint16_t)) + (size_t(2) << 20) - 1) & ~((size_t(2) << 20) - 1);
+    const size_t bytes = bf16_buffer_bytes(n);
     void* p = std::aligned_alloc(size_t(2) << 20, bytes);
     if (!p) throw std::bad_alloc();
 #ifdef MADV_HUGEPAGE
@@ -185,6 +203,11 @@ void check_inputs(int heads, int64_t tokens, int head_dim, const BlockMap& map) 
 }
 
 }  // namespace
+
+int64_t kernel_state_bytes(const KernelOptions& opt, int block, int heads, int64_t tokens, int head_dim) {
+  if (opt.isa != Isa::Avx512Bf16 || block % 2 != 0) return 0;
+  return int64_t(bf16_buffer_bytes(bf16_layout(heads, tokens, head_dim).total));
+}
 
 void block_sparse_attention(const float* q, const float* k, const float* v, float* out, int heads,
                             int64_t tokens, int head_dim, const BlockMap& map, const KernelOptions& opt) {
@@ -236,12 +259,10 @@ void block_sparse_attention(const float* q, const float* k, const float* v, floa
   const int nthreads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
   std::unique_ptr<std::atomic<uint8_t>[]> kv_state;
   if (isa == Isa::Avx512Bf16) {
-    const size_t d2 = size_t(head_dim + 1) & ~size_t(1);
-    const size_t n2 = size_t(tokens + 1) & ~size_t(1);
-    const size_t kn = size_t(heads) * size_t(tokens) * d2, vn = size_t(heads) * n2 * size_t(head_dim);
-    uint16_t* buf = bf16_buffer(kn + vn + 32);
+    const Bf16Layout lay = bf16_layout(heads, tokens, head_dim);
+    uint16_t* buf = bf16_buffer(lay.total);
     pb.kb = buf;
-    pb.vb = buf + ((kn + 31) & ~size_t(31));
+    pb.vb = buf + lay.v_offset;
     const size_t states = size_t(heads) * size_t(nb);
     kv_state.reset(new std::atomic<uint8_t>[states]);
     for (size_t i = 0; i < states; ++i) kv_state[i].store(0, std::memory_order_relaxed);

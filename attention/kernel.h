@@ -33,6 +33,10 @@ struct KernelOptions {
   int threads = 0;  // OpenMP threads for the call; 0: the OpenMP default
 };
 
+// Bytes a call keeps allocated after it returns (the bf16 path's per-thread K/V copies; 0 for
+// the float32 paths), for memory estimates. heads = NH of the call.
+int64_t kernel_state_bytes(const KernelOptions& opt, int block, int heads, int64_t tokens, int head_dim);
+
 // q, k, v, out: (NH, N, Dh) contiguous float32. Head h uses map.map_of_head(h).
 // Every element of out is written. The map must be valid (BlockMap::validate) for `tokens`;
 // cheap structural checks are repeated here and throw std::invalid_argument.

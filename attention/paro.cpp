@@ -391,7 +391,7 @@ std::unique_ptr<AttentionBackend> make_paro(const AttnSpec& spec, const KernelOp
   KeySet keys("paro", spec);
   const std::string path = keys.str("calib", "");
   // PARO needs no dense warm-up [secondary sources]; the block comes from the calibration file.
-  const CommonOptions c0 = read_common(keys, CommonDefaults{64, "frame", "4x4x4", "0", 0});
+  const CommonOptions c0 = read_common(keys, CommonDefaults{64, "frame", "4x4x4", "0", 0}, opt.isa);
   keys.finish();
   if (path.empty())
     throw std::invalid_argument("attention method 'paro' needs calib=FILE (write one with `ditgen calibrate`)");

@@ -60,7 +60,7 @@ std::unique_ptr<AttentionBackend> make_radial(const AttnSpec& spec, const Kernel
   rule.sink = keys.flag("sink", true);
   const bool shrink = keys.flag("shrink", true);
   // Published Wan 1x setting: 128 blocks, 12 of 50 steps and the first block dense.
-  const CommonOptions c = read_common(keys, CommonDefaults{128, "frame", "4x4x4", "0.25", 1});
+  const CommonOptions c = read_common(keys, CommonDefaults{128, "frame", "4x4x4", "0.25", 1}, opt.isa);
   keys.finish();
   rule.block = c.block;
   auto b = std::make_unique<RadialBackend>(c, rule, shrink, opt);
@@ -73,7 +73,7 @@ std::unique_ptr<AttentionBackend> make_radial3d(const AttnSpec& spec, const Kern
   Radial3dRule rule;
   rule.decay = keys.real("decay", 1.0, 1e-6, 1e6);
   rule.sink = keys.flag("sink", true);
-  const CommonOptions c = read_common(keys, CommonDefaults{64, "tile", "1x8x8", "0.25", 1});
+  const CommonOptions c = read_common(keys, CommonDefaults{64, "tile", "1x8x8", "0.25", 1}, opt.isa);
   keys.finish();
   rule.tile = c.tile;
   auto b = std::make_unique<Radial3dBackend>(c, rule, opt);

@@ -19,6 +19,9 @@ class RecallProbe : public AttentionBackend {
   TokenLayout layout(int tp, int hp, int wp) const override { return inner_.layout(tp, hp, wp); }
   std::string report_json() const override { return inner_.report_json(); }
   bool last_allows(int head, int64_t q, int64_t k) const override { return inner_.last_allows(head, q, k); }
+  int64_t state_bytes(int64_t tokens, int batch, int heads, int head_dim, int num_layers) const override {
+    return inner_.state_bytes(tokens, batch, heads, head_dim, num_layers);
+  }
 
   // Mean recall per layer over all calls (1 where the layer was never probed).
   std::vector<double> layer_recall() const;

@@ -109,7 +109,15 @@ std::string KeySet::spec_string() const {
   return s;
 }
 
-CommonOptions read_common(KeySet& keys, const CommonDefaults& d) {
+Isa read_isa(KeySet& keys, Isa run_isa) {
+  const Isa isa = parse_isa(keys.choice("isa", isa_name(run_isa), {"auto", "portable", "avx2", "avx512", "avx512bf16"}));
+  if (!isa_supported(isa))
+    throw std::invalid_argument("attention method '" + keys.method() + "': isa=" + isa_name(isa) +
+                                " is not supported by this CPU or build (auto picks the best float32 path)");
+  return isa;
+}
+
+CommonOptions read_common(KeySet& keys, const CommonDefaults& d, Isa run_isa) {
   CommonOptions c;
   c.block = keys.integer("block", d.block, 1, 1024);
   c.layout = keys.choice("layout", d.layout, layout_names());
@@ -129,6 +137,7 @@ CommonOptions read_common(KeySet& keys, const CommonDefaults& d) {
     throw std::invalid_argument("attention method '" + keys.method() + "': refresh = " +
                                 std::to_string(c.schedule.refresh) +
                                 " needs a fixed dense_steps (a count or a fraction), not dense_steps=auto");
+  c.isa = read_isa(keys, run_isa);
   return c;
 }
 
@@ -199,7 +208,9 @@ std::vector<int64_t> sample_rows(int64_t tokens, int count, uint64_t seed, int64
 // ---------------------------------------------------------------- backend
 
 SparseBackend::SparseBackend(std::string method, const CommonOptions& common, KernelOptions opt)
-    : method_(std::move(method)), common_(common), opt_(opt) {}
+    : method_(std::move(method)), common_(common), opt_(opt) {
+  opt_.isa = common.isa;
+}
 
 TokenLayout SparseBackend::layout(int tp, int hp, int wp) const {
   return make_layout(common_.layout, tp, hp, wp, common_.tile);
@@ -342,9 +353,10 @@ void SparseBackend::attend(const AttentionInputs& in, float* out, const Attentio
 
 int64_t SparseBackend::state_bytes(int64_t tokens, int batch, int heads, int head_dim, int num_layers) const {
   const DenseSchedule& s = common_.schedule;
-  if (s.refresh <= 0) return 0;
+  const int64_t kernel = kernel_state_bytes(opt_, common_.block, batch * heads, tokens, head_dim);
+  if (s.refresh <= 0) return kernel;
   const int64_t layers = std::max(0, num_layers - s.dense_layers);
-  return layers * int64_t(batch) * heads * tokens * head_dim * int64_t(sizeof(float));
+  return kernel + layers * int64_t(batch) * heads * tokens * head_dim * int64_t(sizeof(float));
 }
 
 std::string SparseBackend::report_json() const {

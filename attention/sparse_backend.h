@@ -57,9 +57,14 @@ struct CommonOptions {
   std::string layout = "frame";
   TileShape tile;
   DenseSchedule schedule;
+  Isa isa = Isa::Auto;  // kernel path of every pass of the method
 };
-// Reads block, layout, tile, dense_steps, dense_layers, auto_tol, auto_rows.
-CommonOptions read_common(KeySet& keys, const CommonDefaults& d);
+// Reads block, layout, tile, dense_steps, dense_layers, auto_tol, auto_rows, refresh, isa;
+// `run_isa` (the run's --isa) is the default of isa.
+CommonOptions read_common(KeySet& keys, const CommonDefaults& d, Isa run_isa);
+// The `isa` key: a kernel path (auto, portable, avx2, avx512, avx512bf16) this CPU can run;
+// defaults to `run_isa`. Throws naming the value when it is unknown or unsupported here.
+Isa read_isa(KeySet& keys, Isa run_isa);
 
 // Attention of selected query rows of one head (double accumulation), under `map`
 // (nullptr = dense): out is rows.size() x Dh. q, k, v point at that head's (N, Dh) slices.
@@ -71,6 +76,7 @@ std::vector<int64_t> sample_rows(int64_t tokens, int count, uint64_t seed, int64
 
 class SparseBackend : public AttentionBackend {
  public:
+  // The kernel path is common.isa (read_common defaults it to opt.isa); opt gives the threads.
   SparseBackend(std::string method, const CommonOptions& common, KernelOptions opt);
   void attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) final;
   std::string spec() const override { return spec_; }

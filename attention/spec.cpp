@@ -30,8 +30,10 @@ AttnSpec parse_spec(const std::string& text) {
 std::unique_ptr<AttentionBackend> make_dense(const AttnSpec& spec, const KernelOptions& opt) {
   KeySet keys("dense", spec);
   const int block = keys.integer("block", 64, 1, 1024);
+  KernelOptions o = opt;
+  o.isa = read_isa(keys, opt.isa);
   keys.finish();
-  return std::make_unique<DenseBackend>(block, opt);
+  return std::make_unique<DenseBackend>(block, o);
 }
 
 const std::vector<MethodInfo>& methods() {

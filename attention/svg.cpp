@@ -176,7 +176,7 @@ std::unique_ptr<AttentionBackend> make_svg(const AttnSpec& spec, const KernelOpt
   const int rows = keys.integer("rows", 64, 1, 1 << 20);
   const int limit = keys.integer("sample_limit", 10000, 1, 1 << 30);
   // Wan T2V 720p script: 20% of steps and 1 layer dense, 128 blocks.
-  const CommonOptions c = read_common(keys, CommonDefaults{128, "frame", "4x4x4", "0.2", 1});
+  const CommonOptions c = read_common(keys, CommonDefaults{128, "frame", "4x4x4", "0.2", 1}, opt.isa);
   keys.finish();
   auto b = std::make_unique<SvgBackend>(c, density, rows, limit, opt);
   b->set_spec_string(keys.spec_string());

@@ -124,7 +124,7 @@ std::unique_ptr<AttentionBackend> make_topp(const AttnSpec& spec, const KernelOp
   KeySet keys("topp", spec);
   const double p = keys.real("p", 0.9, 0.0, 1.0);
   const bool sink = keys.flag("sink", true);
-  const CommonOptions c = read_common(keys, CommonDefaults{64, "frame", "4x4x4", "0", 0});
+  const CommonOptions c = read_common(keys, CommonDefaults{64, "frame", "4x4x4", "0", 0}, opt.isa);
   keys.finish();
   auto b = std::make_unique<ToppBackend>(c, p, sink, opt);
   b->set_spec_string(keys.spec_string());

@@ -139,7 +139,7 @@ std::unique_ptr<AttentionBackend> make_window(const AttnSpec& spec, const Kernel
   rule.sink = keys.flag("sink", true);
   const bool summary = keys.flag("summary", false);
   // Sliding Tile Attention: tile layout, 12 of 50 steps dense, no dense layer.
-  const CommonOptions c = read_common(keys, CommonDefaults{64, "tile", "4x4x4", "0.24", 0});
+  const CommonOptions c = read_common(keys, CommonDefaults{64, "tile", "4x4x4", "0.24", 0}, opt.isa);
   keys.finish();
   rule.tile = c.tile;
   auto b = std::make_unique<WindowBackend>(c, rule, summary, opt);

@@ -12,6 +12,13 @@ Usage (from the repository root, after building):
   python3 bench/quality_sweep.py --frames 64 --cases 1 --set short
   python3 bench/quality_sweep.py --frames 16 --gemm bf16 --set pick   (dense and sparse alike
       with bfloat16 linear layers: files, plot and table carry the suffix "-bf16")
+  python3 bench/quality_sweep.py --frames 64 --cases 1 --extend   (keeps the runs already in
+      each case's compare JSON and runs only the specs it lacks, in one more invocation)
+
+Each compare JSON records the specs as given, in run order, under "sweep_specs". With --extend
+the new runs are appended and the new invocation's baseline goes to "extra_baselines": every
+run's speedup stays against the dense run of its own invocation (the dense output is
+bit-identical between invocations, so PSNR and SSIM are against the same frames).
 """
 import argparse
 import json
@@ -39,6 +46,7 @@ SPECS = {
         "topp:p=0.9",
         "topp:p=0.7",
         "topp:p=0.5",
+        "radial3d:decay=0.5,dense_steps=0.4,refresh=4",
     ],
 }
 # One point per method, for 64 frames where a dense run takes minutes.
@@ -93,7 +101,7 @@ def method_label(spec):
     return f"paro:mass={m.group(1)}" if spec.startswith("paro:") and m else spec
 
 
-def run_case(args, frames, seed, labels, specs, out_json):
+def run_compare(args, frames, seed, labels, specs, out_json):
     cmd = [args.ditgen, "compare", "--model", args.model, "--frames", str(frames), "--seed", str(seed),
            "--labels", labels, "--threads", str(args.threads), "--gemm", args.gemm, "--json", out_json, "--overwrite"]
     if args.steps:
@@ -103,7 +111,41 @@ def run_case(args, frames, seed, labels, specs, out_json):
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     with open(out_json) as f:
-        return json.load(f)
+        data = json.load(f)
+    data["sweep_specs"] = list(specs)
+    return data
+
+
+def write_json(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+def run_case(args, frames, seed, labels, specs, out_json):
+    """One compare invocation for the case; with --extend, only for the specs the file lacks."""
+    old = None
+    if args.extend and os.path.exists(out_json):
+        with open(out_json) as f:
+            old = json.load(f)
+        if "sweep_specs" not in old:
+            sys.exit(f"{out_json} has no 'sweep_specs' (the specs as given, in run order): cannot extend it")
+    missing = [s for s in specs if old is None or s not in old["sweep_specs"]]
+    if not missing:
+        return old
+    data = run_compare(args, frames, seed, labels, missing, out_json + ".new")
+    os.remove(out_json + ".new")
+    if old is not None:
+        if old["settings"] != data["settings"]:
+            sys.exit(f"{out_json} was made with other settings ({old['settings']}, now {data['settings']}): "
+                     "cannot extend it")
+        old["runs"] += data["runs"]
+        old["sweep_specs"] += missing
+        old.setdefault("extra_baselines", []).append(data["baseline"])
+        data = old
+    write_json(out_json, data)
+    return data
 
 
 def as_float(v):
@@ -113,10 +155,15 @@ def as_float(v):
 
 
 def summarise(results, specs):
-    """Rows keyed by the spec as given (compare reports runs in the order of its --attn flags)."""
+    """Rows keyed by the spec as given, found through each file's "sweep_specs" (files written
+    before it existed hold the runs in the order of `specs`)."""
     by_spec = {}
     for r in results:
-        for spec, run in zip(specs, r["runs"]):
+        given = r.get("sweep_specs", specs[:len(r["runs"])])
+        for spec in specs:
+            if spec not in given:
+                sys.exit(f"spec {spec} was not run in this case; run again with --extend")
+            run = r["runs"][given.index(spec)]
             by_spec.setdefault(method_label(spec), []).append(run)
     rows = []
     for attn, runs in by_spec.items():
@@ -149,12 +196,23 @@ def plot(rows, frames, gemm, path):
     fig.savefig(path, dpi=100)
 
 
-def table(rows, frames, base, command):
+def invocations_note(results):
+    """A sentence when a case's runs come from several compare invocations (--extend)."""
+    extra = [b for r in results for b in r.get("extra_baselines", [])]
+    if not extra:
+        return ""
+    dense = [float(r["baseline"]["seconds"]) for r in results] + [float(b["seconds"]) for b in extra]
+    return (f" The runs of a case come from {1 + max(len(r.get('extra_baselines', [])) for r in results)} compare "
+            f"invocations (`--extend` added specs later): each speedup is against the dense run of its own "
+            f"invocation (dense {min(dense):.1f}–{max(dense):.1f} s across them).")
+
+
+def table(rows, frames, base, command, note=""):
     lines = [f"Command: `{command}`", "",
              f"Dense baseline: {base['seconds']:.1f} s end to end, {base['attention_seconds']:.1f} s in attention "
              f"(median over cases); digit score {base.get('digit_score')}. Attention is "
              f"{100 * base['attention_seconds'] / base['seconds']:.0f}% of the dense run, so no attention method can "
-             f"exceed {base['seconds'] / (base['seconds'] - base['attention_seconds']):.2f}x end to end here.", "",
+             f"exceed {base['seconds'] / (base['seconds'] - base['attention_seconds']):.2f}x end to end here.{note}", "",
              "| attn | PSNR dB | SSIM | density | recall | e2e speedup | attention speedup | digit score |",
              "|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["method"], -r["density"])):
@@ -193,12 +251,15 @@ def main():
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     ap.add_argument("--summarise-only", action="store_true",
                     help="rebuild the table and plot from the compare JSON files of an earlier run in --out-dir")
+    ap.add_argument("--extend", action="store_true",
+                    help="keep the runs in the existing compare JSON files and run only the missing specs")
     args = ap.parse_args()
     if not 1 <= args.cases <= len(CASES):
         sys.exit(f"--cases {args.cases} is out of range 1..{len(CASES)}")
     os.makedirs(args.out_dir, exist_ok=True)
     specs = args.spec or SPECS[args.set] + [calibrate_paro(args, args.frames, m) for m in PARO_MASSES[args.set]]
-    command = " ".join(["python3", "bench/quality_sweep.py"] + [a for a in sys.argv[1:] if a != "--summarise-only"])
+    command = " ".join(["python3", "bench/quality_sweep.py"] +
+                       [a for a in sys.argv[1:] if a not in ("--summarise-only", "--extend")])
     results = []
     for seed, labels in CASES[:args.cases]:
         out = os.path.join(args.out_dir, f"compare_f{tag_of(args)}_s{seed}.json")
@@ -215,7 +276,7 @@ def main():
     png_name = f"pareto_{args.frames}f.png" if args.gemm == "auto" else f"pareto_{args.frames}f_{args.gemm}.png"
     plot(rows, args.frames, args.gemm, os.path.join(ROOT, "bench", png_name))
     title = f"Quality sweep, {args.frames} frames" + ("" if args.gemm == "auto" else f", {args.gemm} linear layers")
-    text = table(rows, args.frames, base, command) + f"\n\n![Pareto, {args.frames} frames]({png_name})"
+    text = table(rows, args.frames, base, command, invocations_note(results)) + f"\n\n![Pareto, {args.frames} frames]({png_name})"
     splice(args.results, tag, title, text)
     with open(os.path.join(args.out_dir, f"summary_f{tag}.json"), "w") as f:
         json.dump({"baseline": base, "rows": rows}, f, indent=2)

@@ -64,7 +64,7 @@ TEST_F(Cli, GenerateWritesVideoFramesAndJson) {
   std::ifstream fd(dir / "d.json");
   const auto jd = nlohmann::json::parse(fd);
   EXPECT_EQ(jd["density"], 1.0);
-  EXPECT_EQ(jd["attn"], "dense:block=64");
+  EXPECT_EQ(jd["attn"], "dense:block=64,isa=auto");
 }
 
 std::string slurp(const std::string& path) {

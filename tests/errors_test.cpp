@@ -229,12 +229,14 @@ TEST_F(Errors, TooManyTokensForTheMemory) {
 
 TEST_F(Errors, UnknownAttentionMethodOrKey) {
   refused("method", gen(model, "--attn sparkle"), 2, {"unknown attention method 'sparkle' (known: dense"});
-  refused("key", gen(model, "--attn dense:blocksize=64"), 2, {"attention method 'dense' has no key 'blocksize' (keys: block)"});
+  refused("key", gen(model, "--attn dense:blocksize=64"), 2, {"attention method 'dense' has no key 'blocksize' (keys: block, isa)"});
   refused("value", gen(model, "--attn dense:block=0"), 2, {"block=0 is not an integer in 1..1024"});
   refused("syntax", gen(model, "--attn dense:block"), 2, {"'block' is not key=value"});
   refused("twice", gen(model, "--attn dense:block=8,block=16"), 2, {"key 'block' given twice"});
   refused("empty", gen(model, "--attn ''"), 2, {"has no method name"});
   refused("isa", gen(model, "--isa sse9"), 2, {"unknown kernel ISA 'sse9': expected auto"});
+  refused("isa key", gen(model, "--attn radial3d:isa=sse9"), 2,
+          {"attention method 'radial3d': isa=sse9 is not one of: auto, portable, avx2, avx512, avx512bf16"});
   refused("tile", gen(model, "--attn window:tile=5000"), 2, {"'5000' is not a size TxHxW of integers in 1..1024"});
   // paro:calib=FILE reads outside input: a missing file and one with an impossible plan.
   refused("calibration missing", gen(model, "--attn paro:calib=" + (dir / "none.json")), 2,

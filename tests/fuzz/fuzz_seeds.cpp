@@ -84,6 +84,8 @@ int main(int argc, char** argv) {
       "topp:p=0.5,dense_steps=auto,auto_tol=0.1,auto_rows=4",
       "radial:dense_steps=0.5,dense_layers=1,layout=hwt,block=7",
       "paro:calib=c.json,block=64",
+      "radial3d:isa=avx512bf16,block=8,dense_steps=0.4,refresh=4",
+      "dense:isa=portable",
   };
   int i = 0;
   for (const char* s : specs) std::ofstream(dir / "attn_spec" / ("spec" + std::to_string(i++) + ".txt"), std::ios::binary) << s;
