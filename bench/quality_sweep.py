@@ -67,6 +67,9 @@ PARO_MASSES = {"full": [0.95, 0.9, 0.8], "short": [0.9], "pick": [0.9]}
 CALIB_CASE = (99, "2,5")
 CALIB_STEPS = 6
 
+# Issue 6's targets per length: (end-to-end speedup, PSNR dB), drawn on the Pareto plot.
+TARGETS = {16: (1.8, 30.0), 64: (4.0, 28.0)}
+
 # Fixed cases: (seed, labels).
 CASES = [(0, "3,7"), (1, "1,8"), (2, "0,5"), (3, "4,9"), (4, "2,6")]
 
@@ -186,6 +189,11 @@ def plot(rows, frames, gemm, path):
     for m in sorted({r["method"] for r in rows}):
         pts = sorted((r["speedup_e2e"], min(r["psnr_db"], 60.0)) for r in rows if r["method"] == m)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=m)
+    if frames in TARGETS:
+        x, y = TARGETS[frames]
+        ax.axvline(x, ls="--", color="gray", lw=1)
+        ax.axhline(y, ls="--", color="gray", lw=1)
+        ax.annotate(f"target: {x:g}x at {y:g} dB", (x, y), textcoords="offset points", xytext=(4, 4), color="gray")
     ax.set_xlabel("end-to-end speedup over dense (x)")
     ax.set_ylabel("PSNR vs dense (dB, 8-bit, capped at 60)")
     linears = "" if gemm == "auto" else f", {gemm} linear layers"
