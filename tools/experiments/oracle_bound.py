@@ -65,7 +65,7 @@ class OracleSelfAttention:
 
     def __init__(self, density, steps, num_layers, dense_steps, dense_layers, refresh):
         """dense_steps as the C++ key: a count, or with a '.' a fraction of the steps."""
-        self.density, self.steps, self.layers = density, steps, num_layers
+        self.density, self.layers = density, num_layers
         self.dense_steps = int(math.floor(float(dense_steps) * steps + 1e-9)) if "." in dense_steps else int(dense_steps)
         self.dense_layers, self.refresh = dense_layers, refresh
         self.calls = 0
