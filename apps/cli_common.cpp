@@ -134,15 +134,15 @@ void check_output_path(const std::string& path, bool overwrite, bool video) {
     throw UsageError("output file '" + path + "' already exists; pass --overwrite to replace it");
 }
 
-void write_json(const std::string& path, const nlohmann::json& j, bool overwrite) {
-  io::AtomicOutput out(path, overwrite);
+void write_json(const std::string& path, const nlohmann::json& j, bool overwrite, io::OutputBatch* batch) {
+  auto out = std::make_unique<io::AtomicOutput>(path, overwrite);
   {
-    std::ofstream f(out.temp_path());
+    std::ofstream f(out->temp_path());
     f << j.dump(2) << "\n";
     f.flush();
     if (!f) throw std::runtime_error("cannot write JSON to '" + path + "' (disk full?)");
   }
-  out.commit();
+  io::publish(std::move(out), batch);
 }
 
 }  // namespace ditgen::app

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "apps/pipeline.h"
+#include "io/atomic_file.h"
 
 namespace ditgen::app {
 
@@ -45,6 +46,6 @@ struct GenerationFlags {
 void check_output_path(const std::string& path, bool overwrite, bool video);
 
 // Writes JSON atomically.
-void write_json(const std::string& path, const nlohmann::json& j, bool overwrite);
+void write_json(const std::string& path, const nlohmann::json& j, bool overwrite, io::OutputBatch* batch = nullptr);
 
 }  // namespace ditgen::app

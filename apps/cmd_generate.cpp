@@ -39,6 +39,13 @@ void run_generate(const GenerateArgs& a) {
   }
   auto model = load_model(a.gen.model);
   GenerateOptions opt = a.gen.options(model->config());
+  if (!a.frames_dir.empty()) {
+    try {
+      io::check_frames_dir(a.frames_dir, opt.shape.frames, a.overwrite);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+  }
   io::install_interrupt_handlers();
   GenerateResult r;
   try {
@@ -46,12 +53,11 @@ void run_generate(const GenerateArgs& a) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  io::write_output(a.out, r.frames, a.fps, a.overwrite);
-  if (!a.frames_dir.empty()) io::write_frames_dir(a.frames_dir, r.frames, a.overwrite);
-  if (!a.sheet.empty()) io::write_contact_sheet(a.sheet, r.frames, a.overwrite);
-  std::cerr << "wrote " << a.out << " (" << r.frames.frames << " frames, " << r.frames.width << "x" << r.frames.height
-            << ") in " << r.seconds << " s; attention " << r.profile.attention_seconds << " s, density "
-            << r.profile.mean_density() << "\n";
+  // Every output is written before any is published: a failure in the last leaves none.
+  io::OutputBatch batch;
+  io::write_output(a.out, r.frames, a.fps, a.overwrite, &batch);
+  if (!a.frames_dir.empty()) io::write_frames_dir(a.frames_dir, r.frames, a.overwrite, &batch);
+  if (!a.sheet.empty()) io::write_contact_sheet(a.sheet, r.frames, a.overwrite, &batch);
   if (!a.json.empty()) {
     nlohmann::json j;
     j["attn"] = r.attn_spec;
@@ -78,8 +84,12 @@ void run_generate(const GenerateArgs& a) {
     j["model"] = a.gen.model;
     j["threads"] = a.gen.threads;
     j["attn_report"] = nlohmann::json::parse(r.attn_report);
-    write_json(a.json, j, a.overwrite);
+    write_json(a.json, j, a.overwrite, &batch);
   }
+  batch.commit();
+  std::cerr << "wrote " << a.out << " (" << r.frames.frames << " frames, " << r.frames.width << "x" << r.frames.height
+            << ") in " << r.seconds << " s; attention " << r.profile.attention_seconds << " s, density "
+            << r.profile.mean_density() << "\n";
 }
 
 const Registrar reg("generate", "Generate a video (or an image with --frames 1) from a weight file", [](CLI::App& sub) {

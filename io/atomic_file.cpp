@@ -28,8 +28,9 @@ std::set<std::string>& pending() {
 
 // The same temporaries in fixed storage that a signal handler may read: a slot is published
 // (state 2) only after its path is complete, and cleared before it is reused.
-constexpr int kSignalSlots = 64;
-constexpr size_t kSignalPathMax = 4096;
+// A run's batch holds every output at once (a frames directory holds one per frame).
+constexpr int kSignalSlots = 2048;
+constexpr size_t kSignalPathMax = 1024;
 char g_signal_paths[kSignalSlots][kSignalPathMax];
 std::atomic<int> g_signal_state[kSignalSlots];  // 0 free, 1 being written, 2 published
 
@@ -118,6 +119,33 @@ void AtomicOutput::commit() {
   fs::rename(temp_, path_, ec);
   if (ec) throw std::runtime_error("cannot move the finished output into '" + path_ + "': " + ec.message());
   committed_ = true;
+}
+
+OutputBatch::~OutputBatch() {
+  pending_.clear();  // removes the temporaries
+  if (committed_) return;
+  std::error_code ec;
+  for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it)
+    if (fs::is_empty(*it, ec)) fs::remove(*it, ec);
+}
+
+void OutputBatch::add(std::unique_ptr<AtomicOutput> out) { pending_.push_back(std::move(out)); }
+
+void OutputBatch::created_directory(std::string dir) { dirs_.push_back(std::move(dir)); }
+
+void OutputBatch::commit() {
+  // Checked once before the first rename, so that an interruption publishes none of them.
+  if (interrupt_requested()) throw Interrupted();
+  for (auto& out : pending_) out->commit();
+  committed_ = true;
+}
+
+void publish(std::unique_ptr<AtomicOutput> out, OutputBatch* batch) {
+  if (batch) {
+    batch->add(std::move(out));
+  } else {
+    out->commit();
+  }
 }
 
 void install_interrupt_handlers() {

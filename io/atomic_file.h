@@ -2,7 +2,9 @@
 // Output files appear whole or not at all: writers write to a temporary file beside the target
 // and rename it into place on commit(). Uncommitted temporaries are removed by the destructor,
 // and by remove_all_pending() from a signal-safe path (interruption).
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace ditgen::io {
 
@@ -25,6 +27,30 @@ class AtomicOutput {
   std::string path_, temp_;
   bool committed_ = false;
 };
+
+// The outputs of one run appear together or not at all: writers given a batch leave their
+// finished temporaries in it, and commit() renames them all into place once every output has
+// been written. Destroyed uncommitted, it removes the temporaries and the (empty) directories
+// that writers created for it.
+class OutputBatch {
+ public:
+  OutputBatch() = default;
+  ~OutputBatch();
+  OutputBatch(const OutputBatch&) = delete;
+  OutputBatch& operator=(const OutputBatch&) = delete;
+
+  void add(std::unique_ptr<AtomicOutput> out);
+  void created_directory(std::string dir);
+  void commit();
+
+ private:
+  std::vector<std::unique_ptr<AtomicOutput>> pending_;
+  std::vector<std::string> dirs_;
+  bool committed_ = false;
+};
+
+// Commits `out` now, or leaves it to `batch` when one is given.
+void publish(std::unique_ptr<AtomicOutput> out, OutputBatch* batch);
 
 // True if a file can be created in `dir` (tried, then removed).
 bool directory_writable(const std::string& dir);

@@ -74,23 +74,24 @@ std::vector<uint8_t> sheet_pixels(const Frames& f, int& sh, int& sw) {
 }
 }  // namespace
 
-void write_png(const std::string& path, const uint8_t* pixels, int height, int width, int channels, bool overwrite) {
-  AtomicOutput out(path, overwrite);
+void write_png(const std::string& path, const uint8_t* pixels, int height, int width, int channels, bool overwrite,
+               OutputBatch* batch) {
+  auto out = std::make_unique<AtomicOutput>(path, overwrite);
   try {
-    png_to_file(out.temp_path(), pixels, height, width, channels);
+    png_to_file(out->temp_path(), pixels, height, width, channels);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error("writing '" + path + "' failed: " + e.what());  // name the output, not the temporary
   }
-  out.commit();
+  publish(std::move(out), batch);
 }
 
-void write_contact_sheet(const std::string& path, const Frames& f, bool overwrite) {
+void write_contact_sheet(const std::string& path, const Frames& f, bool overwrite, OutputBatch* batch) {
   int sh = 0, sw = 0;
   const std::vector<uint8_t> px = sheet_pixels(f, sh, sw);
-  write_png(path, px.data(), sh, sw, f.channels, overwrite);
+  write_png(path, px.data(), sh, sw, f.channels, overwrite, batch);
 }
 
-void write_video(const std::string& path, const Frames& f, double fps, bool overwrite) {
+void write_video(const std::string& path, const Frames& f, double fps, bool overwrite, OutputBatch* batch) {
   const std::string ext = extension(path);
   int fourcc;
   if (ext == ".mp4") {
@@ -102,9 +103,9 @@ void write_video(const std::string& path, const Frames& f, double fps, bool over
   }
   if (ext == ".mp4" && (f.height % 2 || f.width % 2))
     throw std::runtime_error("H.264 needs even frame sizes, got " + std::to_string(f.width) + "x" + std::to_string(f.height));
-  AtomicOutput out(path, overwrite);
+  auto out = std::make_unique<AtomicOutput>(path, overwrite);
   {
-    cv::VideoWriter vw(out.temp_path(), cv::CAP_FFMPEG, fourcc, fps, cv::Size(f.width, f.height), true);
+    cv::VideoWriter vw(out->temp_path(), cv::CAP_FFMPEG, fourcc, fps, cv::Size(f.width, f.height), true);
     if (!vw.isOpened())
       throw std::runtime_error("OpenCV's FFmpeg backend cannot open a " + ext + " writer for '" + path + "'");
     cv::Mat bgr;
@@ -120,31 +121,60 @@ void write_video(const std::string& path, const Frames& f, double fps, bool over
     vw.release();
   }
   // OpenCV reports no write errors: read the file back to make sure every frame landed.
-  cv::VideoCapture cap(out.temp_path(), cv::CAP_FFMPEG);
+  cv::VideoCapture cap(out->temp_path(), cv::CAP_FFMPEG);
   int n = 0;
   cv::Mat m;
   while (cap.isOpened() && cap.read(m)) ++n;
   if (n != f.frames)
     throw std::runtime_error("writing '" + path + "' failed: " + std::to_string(n) + " of " + std::to_string(f.frames) +
                              " frames readable (disk full or codec missing?)");
-  out.commit();
+  publish(std::move(out), batch);
 }
 
-void write_output(const std::string& path, const Frames& f, double fps, bool overwrite) {
+void write_output(const std::string& path, const Frames& f, double fps, bool overwrite, OutputBatch* batch) {
   const std::string ext = extension(path);
   if (ext == ".png") {
     if (f.frames == 1) {
-      write_png(path, f.frame(0), f.height, f.width, f.channels, overwrite);
+      write_png(path, f.frame(0), f.height, f.width, f.channels, overwrite, batch);
     } else {
-      write_contact_sheet(path, f, overwrite);
+      write_contact_sheet(path, f, overwrite, batch);
     }
     return;
   }
-  if (ext == ".mp4" || ext == ".mkv") return write_video(path, f, fps, overwrite);
+  if (ext == ".mp4" || ext == ".mkv") return write_video(path, f, fps, overwrite, batch);
   throw std::runtime_error("unknown output extension '" + ext + "' for '" + path + "': expected " + supported_outputs());
 }
 
-void write_frames_dir(const std::string& dir, const Frames& f, bool overwrite) {
+std::string frame_file_name(int t) {
+  char name[32];
+  std::snprintf(name, sizeof name, "frame_%04d.png", t);
+  return name;
+}
+
+void check_frames_dir(const std::string& dir, int frames, bool overwrite) {
+  if (dir.empty()) throw std::invalid_argument("frames directory path is empty");
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    throw std::invalid_argument("frames directory '" + dir + "' is a file, expected a directory");
+  fs::path writable = dir;
+  if (!fs::is_directory(dir, ec)) {
+    writable = fs::path(dir).parent_path();
+    if (writable.empty()) writable = ".";
+    if (!fs::is_directory(writable, ec))
+      throw std::invalid_argument("frames directory parent '" + writable.string() + "' does not exist");
+  }
+  if (!directory_writable(writable.string()))
+    throw std::invalid_argument("frames directory '" + writable.string() + "' is not writable");
+  if (overwrite || !fs::is_directory(dir, ec)) return;
+  for (int t = 0; t < frames; ++t) {
+    const fs::path p = fs::path(dir) / frame_file_name(t);
+    if (fs::exists(p, ec))
+      throw std::invalid_argument("frames directory '" + dir + "' already holds " + p.filename().string() +
+                                  "; pass --overwrite to replace its frames");
+  }
+}
+
+void write_frames_dir(const std::string& dir, const Frames& f, bool overwrite, OutputBatch* batch) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     const fs::path parent = fs::path(dir).parent_path();
@@ -152,12 +182,11 @@ void write_frames_dir(const std::string& dir, const Frames& f, bool overwrite) {
       throw std::runtime_error("frames directory parent '" + parent.string() + "' does not exist");
     if (!fs::create_directory(dir, ec) || ec)
       throw std::runtime_error("cannot create frames directory '" + dir + "': " + ec.message());
+    if (batch) batch->created_directory(dir);
   }
-  for (int t = 0; t < f.frames; ++t) {
-    char name[32];
-    std::snprintf(name, sizeof name, "frame_%04d.png", t);
-    write_png((fs::path(dir) / name).string(), f.frame(t), f.height, f.width, f.channels, overwrite);
-  }
+  for (int t = 0; t < f.frames; ++t)
+    write_png((fs::path(dir) / frame_file_name(t)).string(), f.frame(t), f.height, f.width, f.channels, overwrite,
+              batch);
 }
 
 Frames read_frames(const std::string& path, int channels) {

@@ -37,11 +37,7 @@ DiTConfig tiny_config() {
   return c;
 }
 
-std::set<std::string> listing(const fs::path& dir) {
-  std::set<std::string> s;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) s.insert(fs::relative(e.path(), dir).string());
-  return s;
-}
+using test::listing;
 
 class Errors : public ::testing::Test {
  protected:
@@ -254,11 +250,12 @@ TEST_F(Errors, InvalidNumbersOnTheCommandLine) {
     std::string message;
   };
   const Case cases[] = {
-      {"--steps abc", "abc"},
+      {"--steps abc", "--steps 'abc' is not a valid value: expected a whole number"},
       {"--steps -1", "--steps -1 is out of range: expected 1 to 10000"},
       {"--steps 20000", "--steps 20000 is out of range"},
       {"--frames 99999999999", "99999999999"},
-      {"--frames 2.5", "2.5"},
+      {"--frames 2.5", "--frames '2.5' is not a valid value: expected a whole number"},
+      {"--cfg four", "--cfg 'four' is not a valid value: expected a number"},
       {"--cfg nan", "--cfg nan is out of range: expected 0 to 100"},
       {"--cfg 1000", "--cfg 1000"},
       {"--threads 5000", "--threads 5000 is out of range: expected 0 (all) to 1024"},
@@ -289,6 +286,10 @@ TEST_F(Errors, OutputDirectoryMissingOrNotWritable) {
   refused("missing", "generate --model " + model + " --frames 2 --steps 1 --out " + missing, 2,
           {"output directory '" + (dir / "no/such") + "' does not exist"}, {missing});
   refused("missing json dir", gen(model, "--json " + (dir / "nodir/run.json")), 2, {"does not exist"});
+  refused("missing frames dir parent", gen(model, "--frames-dir " + (dir / "nodir/frames")), 2,
+          {"frames directory parent '" + (dir / "nodir") + "' does not exist"});
+  refused("frames dir is a file", gen(model, "--frames-dir " + model), 2,
+          {"frames directory '" + model + "' is a file, expected a directory"});
   refused("file as directory", "generate --model " + model + " --frames 2 --steps 1 --out " + model + "/out.mkv", 2,
           {"output directory '" + model + "' does not exist"}, {model + "/out.mkv"});
   // The output path is a directory.
@@ -321,26 +322,26 @@ TEST_F(Errors, UnknownOutputFileExtension) {
 }
 
 TEST_F(Errors, OutputFileAlreadyPresent) {
+  const std::string json = dir / "run.json", frames = dir / "frames";
   std::ofstream(out) << "keep";
-  const std::string json = dir / "run.json";
-  const auto before = listing(dir.path);
-  auto r = run_ditgen(gen(model));
-  EXPECT_EQ(r.status, 2) << r.output;
-  EXPECT_NE(r.output.find("output file '" + out + "' already exists; pass --overwrite to replace it"), std::string::npos) << r.output;
+  refused("video present", gen(model, "--json " + json), 2,
+          {"output file '" + out + "' already exists; pass --overwrite to replace it"}, {json});
   std::ifstream f(out);
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(f)), {}), "keep");
   fs::remove(out);
   // Any of the outputs: checked before the run, so nothing is written.
   std::ofstream(json) << "{}";
-  r = run_ditgen(gen(model, "--json " + json));
-  EXPECT_EQ(r.status, 2) << r.output;
-  EXPECT_NE(r.output.find("output file '" + json + "' already exists"), std::string::npos) << r.output;
-  EXPECT_FALSE(fs::exists(out));
-  r = run_ditgen(gen(model, "--json " + json + " --overwrite"));
+  refused("json present", gen(model, "--json " + json), 2, {"output file '" + json + "' already exists"});
+  fs::remove(json);
+  fs::create_directory(frames);
+  std::ofstream(fs::path(frames) / "frame_0001.png") << "keep";
+  refused("frame present", gen(model, "--json " + json + " --frames-dir " + frames), 2,
+          {"frames directory '" + frames + "' already holds frame_0001.png; pass --overwrite"}, {out, json});
+  const auto r = run_ditgen(gen(model, "--json " + json + " --frames-dir " + frames + " --overwrite"));
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(fs::exists(out));
   EXPECT_GT(fs::file_size(json), 2u);
-  (void)before;
+  EXPECT_GT(fs::file_size(fs::path(frames) / "frame_0001.png"), 4u);  // replaced by a PNG
 }
 
 // Disk full while writing, two ways: a real ENOSPC on a small tmpfs (root with mount(2)), and a

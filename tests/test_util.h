@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -81,5 +82,13 @@ struct TempDir {
   }
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
+
+// Every path under `dir`, relative to it: what a run added or left behind.
+inline std::set<std::string> listing(const std::filesystem::path& dir) {
+  std::set<std::string> s;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    s.insert(std::filesystem::relative(e.path(), dir).string());
+  return s;
+}
 
 }  // namespace ditgen::test
