@@ -15,6 +15,11 @@ seed*1000003 + k, the noise, sigma and label drop of step k from generators seed
 (seed, k). A checkpoint (run/ckpt.pt) is written every --ckpt-every seconds together with
 the EMA export (run/digits-dit.h5); a run restarts from its checkpoint when one is there.
 --deadline (Unix time) stops early, still writing the checkpoint and the exports.
+
+--locality MASK adds --locality-weight times the softmax mass that sampled query rows of every
+self-attention call put outside MASK (tools/train/locality.py) to the loss of multi-frame steps:
+a fine-tune that makes the dense model's attention local, so sparse runs under MASK stay close
+to it (docs/model-card.md, "Locality fine-tune").
 """
 import argparse
 import copy
@@ -32,6 +37,8 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import MovingDigits  # noqa: E402
 from export import save_h5  # noqa: E402
+import locality  # noqa: E402
+import model as model_module  # noqa: E402
 from model import DiT, DiTConfig, count_params  # noqa: E402
 
 CONFIGS = {
@@ -161,6 +168,10 @@ def main():
     ap.add_argument("--continue-log", action="store_true",
                     help="with --init: append to --log, taking step, wall time and sample counts "
                          "from its last row (the LR schedule restarts there)")
+    ap.add_argument("--locality", default="", choices=["", *sorted(locality.MASKS)],
+                    help="penalise attention mass outside this mask (off when empty)")
+    ap.add_argument("--locality-weight", type=float, default=1.0)
+    ap.add_argument("--locality-rows", type=int, default=128, help="query rows sampled per call")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--bench", type=float, default=0.0,
                     help="only measure: run this many seconds after warm-up, print throughput, save nothing")
@@ -198,6 +209,12 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd},
                              {"params": no_decay, "weight_decay": 0.0}], **opt_kw)
     data = MovingDigits(a.digits, dev, a.slot_order)
+    pen = None
+    if a.locality:
+        assert not a.compile, "--locality runs eager"
+        pen = locality.LocalityPenalty(model_module.attention, a.locality, a.locality_rows, a.seed)
+        model_module.attention = pen
+    outside_win = []
     fwd = model
     if a.compile and hasattr(torch, "compile"):
         fwd = torch.compile(model, dynamic=False)
@@ -299,9 +316,18 @@ def main():
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, a)
         x0, labels = data.batch(a.seed * 1000003 + step, B, T)
+        if pen:
+            pen.grid = (T // cfg.patch_t, cfg.frame_height // cfg.patch_h, cfg.frame_width // cfg.patch_w)
         loss = fm_loss(fwd, x0, labels, cfg, a.seed * 1000003 + step + (1 << 40), a.drop, dev, amp)
+        total = loss
+        if pen:
+            pen.grid = None
+            m = pen.take()
+            if m is not None:
+                total = loss + a.locality_weight * m
+                outside_win.append(m.detach())
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         if a.clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
         opt.step()
@@ -345,6 +371,9 @@ def main():
                 with open(a.log, "a", newline="") as f:
                     csv.writer(f).writerow(row)
             print(" ".join(f"{k}={v}" for k, v in zip(LOG_FIELDS, row)), flush=True)
+            if outside_win:
+                print(f"outside_mass={torch.stack(outside_win).mean().item():.5f} ({a.locality})", flush=True)
+                outside_win = []
             win = {1: [], 16: [], 32: []}
             win_all = []
             if not math.isfinite(lall):
