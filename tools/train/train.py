@@ -19,7 +19,7 @@ the EMA export (run/digits-dit.h5); a run restarts from its checkpoint when one 
 --locality MASK adds --locality-weight times the softmax mass that sampled query rows of every
 self-attention call put outside MASK (tools/train/locality.py) to the loss of multi-frame steps:
 a fine-tune that makes the dense model's attention local, so sparse runs under MASK stay close
-to it (docs/model-card.md, "Locality fine-tune").
+to it (bench/RESULTS.md, "Experiment: a locality fine-tune").
 """
 import argparse
 import copy
