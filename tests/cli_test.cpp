@@ -58,6 +58,18 @@ TEST_F(Cli, GenerateWritesVideoFramesAndJson) {
   // The default attention, spelled out in full.
   EXPECT_EQ(j["attn"], attn::make_backend(app::kDefaultGenerateAttn)->spec());
   EXPECT_GT(j["density"].get<double>(), 0.0);
+  EXPECT_TRUE(j["attn_report"].is_object());
+  // Per layer: the first layer dense, the second under one frame (16 tokens) plus the first
+  // frame: 1 + 2 + 2 + 2 of 4 x 4 frame pairs.
+  const auto w = run_ditgen("generate --model " + model + " --labels 3,7 --frames 4 --steps 3 --seed 1 --attn " +
+                            "window:tile=1x4x4,window=1x1x1,block=16,dense_steps=0,dense_layers=1 --out " +
+                            (dir / "w.mkv") + " --json " + (dir / "w.json"));
+  ASSERT_EQ(w.status, 0) << w.output;
+  std::ifstream fw(dir / "w.json");
+  const auto jw = nlohmann::json::parse(fw);
+  ASSERT_EQ(jw["layer_density"].size(), 2u);
+  EXPECT_EQ(jw["layer_density"][0], 1.0);
+  EXPECT_DOUBLE_EQ(jw["layer_density"][1].get<double>(), 7.0 / 16);
   const auto d = run_ditgen("generate --model " + model + " --labels 3,7 --frames 4 --steps 3 --seed 1 --threads 2 --attn dense --out " +
                             (dir / "d.mkv") + " --json " + (dir / "d.json"));
   ASSERT_EQ(d.status, 0) << d.output;
@@ -90,6 +102,41 @@ TEST_F(Cli, GenerateIsDeterministicAndImagesUseTheSamePath) {
   auto r = run_ditgen("generate --model " + model + " --labels 1,2 --frames 1 --steps 2 --out " + img);
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(slurp(img).substr(1, 3), "PNG");
+}
+
+TEST_F(Cli, MasksPrintsEveryMapWithItsDensities) {
+  // Three whole frames (clamped at the ends) plus the first frame, 16 frames of 16 x 16 tokens:
+  // query frames 0 and 1 see frames 0-2, every other frame sees four, so 62 of 256 frame pairs.
+  auto r = run_ditgen("masks --attn window:tile=1x16x16,window=3x1x1 --frames 16 --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["tokens"], 16 * 256);
+  ASSERT_EQ(j["maps"].size(), 1u);
+  EXPECT_DOUBLE_EQ(j["maps"][0]["pair_density"].get<double>(), 62.0 / 256);
+  EXPECT_DOUBLE_EQ(j["maps"][0]["block_density"].get<double>(), 62.0 / 256);
+  EXPECT_EQ(j["maps"][0]["partial_fraction"], 0.0);
+  r = run_ditgen("masks --attn window:sparkle=1 --frames 16");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("has no key 'sparkle'"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, CalibrateWritesAFileThatParoRuns) {
+  const std::string calib = dir / "paro.json", json = dir / "run.json";
+  auto r = run_ditgen("calibrate --model " + model + " --labels 3,7 --frames 4 --steps 2 --block 16 --out " + calib);
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_TRUE(fs::exists(calib));
+  r = run_ditgen("generate --model " + model + " --labels 3,7 --frames 4 --steps 2 --attn paro:calib=" + calib +
+                 ",block=16,dense_steps=0,dense_layers=0 --out " + (dir / "v.mkv") + " --json " + json);
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream f(json);
+  const auto j = nlohmann::json::parse(f);
+  EXPECT_NE(j["attn"].get<std::string>().find("calib=" + calib), std::string::npos) << j["attn"];
+  EXPECT_GT(j["density"].get<double>(), 0.0);
+  EXPECT_LE(j["density"].get<double>(), 1.0);
+  // Calibrating again needs --overwrite.
+  r = run_ditgen("calibrate --model " + model + " --labels 3,7 --frames 4 --steps 2 --block 16 --out " + calib);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("already exists"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, InspectPrintsConfigAndTensors) {

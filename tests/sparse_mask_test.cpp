@@ -92,6 +92,22 @@ TEST(SparseMask, RadialTokenMapMatchesPredicate) {
   expect_map_matches(mask, compile_mask(mask, l.tokens(), 32));
 }
 
+TEST(SparseMask, Radial3dMapMatchesPredicateInEveryLayout) {
+  // Block sizes that cut tiles and frames, so that partial blocks occur and carry exact bits.
+  Radial3dRule rule;
+  rule.decay = 0.7;
+  rule.tile = {1, 4, 4};
+  for (const char* name : {"frame", "tile", "transpose"}) {
+    const TokenLayout l = make_layout(name, 11, 8, 12, rule.tile);
+    Radial3dMask mask(l, rule);
+    for (int block : {16, 24, 40}) {
+      const BlockMap m = compile_mask(mask, l.tokens(), block);
+      expect_map_matches(mask, m);
+      if (block != 16) EXPECT_GT(m.partial_fraction(), 0.0) << name << " block " << block;
+    }
+  }
+}
+
 TEST(SparseMask, AlignedTileWindowIsAllFullBlocks) {
   // Tile volume = block: every computed block is a whole tile pair.
   const TokenLayout l = tile_layout(8, 8, 8, {2, 4, 4});
