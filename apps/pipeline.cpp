@@ -242,7 +242,9 @@ GenerateResult generate(DiTModel& model, attn::AttentionBackend& backend, const 
                                     std::to_string(cfg.num_classes - 1));
     ctx = model.label_context(labels);
   } else {
-    throw std::invalid_argument("raw-context models need --context (not supported by this build's generate yet)");
+    // The model takes raw context (DiTModel::forward); generate has no reader for it yet.
+    throw std::invalid_argument("this model has num_classes = 0 (raw context, e.g. text-encoder output); generate "
+                                "conditions label models only: expected num_classes > 0");
   }
 
   // The int64 estimate overflows for absurd sizes (frames x height x width beyond 2^63): bound

@@ -17,7 +17,6 @@ namespace ditgen::app {
 struct GenerateOptions {
   VideoShape shape;
   std::vector<int> labels;  // ctx_len labels (labels model)
-  std::string context_file; // raw context (L, E) for raw-context models
   int steps = 20;
   double cfg = 4.0;
   uint64_t seed = 0;

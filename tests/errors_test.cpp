@@ -321,6 +321,16 @@ TEST_F(Errors, UnknownOutputFileExtension) {
           {out, dir / "sheet.mkv"});
 }
 
+TEST_F(Errors, RawContextModelIsRefusedByGenerate) {
+  // The model API takes raw context; generate has a label lookup only, and says so.
+  DiTConfig c = tiny_config();
+  c.num_classes = 0;
+  const std::string raw = dir / "raw.h5";
+  DiTWeights w = DiTWeights::random(c, 5);
+  io::save_weights(raw, c, w, io::DiskType::Float32, false);
+  refused("raw context", gen(raw), 2, {"this model has num_classes = 0", "expected num_classes > 0"});
+}
+
 TEST_F(Errors, OutputFileAlreadyPresent) {
   const std::string json = dir / "run.json", frames = dir / "frames";
   std::ofstream(out) << "keep";
