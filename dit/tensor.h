@@ -19,12 +19,19 @@ class Tensor {
   Tensor() = default;
   explicit Tensor(std::vector<int64_t> shape) { reset(std::move(shape)); }
   Tensor(std::initializer_list<int64_t> shape) { reset(std::vector<int64_t>(shape)); }
-  Tensor(const Tensor& o) : Tensor(o.shape_) { std::copy(o.data(), o.data() + size_, data()); }
+  Tensor(const Tensor& o) { *this = o; }
+  // A tensor without storage (default-constructed, e.g. the absent label tables of a
+  // raw-context model, or zero elements) copies as one: reset() of an empty shape would give it
+  // a scalar's element to read from a null pointer.
   Tensor& operator=(const Tensor& o) {
-    if (this != &o) {
-      reset(o.shape_);
-      std::copy(o.data(), o.data() + size_, data());
+    if (this == &o) return *this;
+    if (!o.data_) {
+      shape_ = o.shape_;
+      size_ = o.size_;
+      return *this;
     }
+    reset(o.shape_);
+    std::copy(o.data(), o.data() + size_, data());
     return *this;
   }
   Tensor(Tensor&&) noexcept = default;

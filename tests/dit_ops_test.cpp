@@ -8,6 +8,7 @@
 #include "dit/layout.h"
 #include "dit/ops.h"
 #include "dit/rope.h"
+#include "dit/tensor.h"
 #include "tests/test_util.h"
 
 namespace ditgen {
@@ -44,6 +45,25 @@ std::vector<gemm::Backend> available_backends() {
   std::vector<gemm::Backend> out{gemm::Backend::eigen};
   if (gemm::openblas_available()) out.push_back(gemm::Backend::openblas);
   return out;
+}
+
+TEST(Tensor, CopiesKeepShapeAndValues) {
+  const Tensor empty;
+  const Tensor e2 = empty;  // no storage: copied without reading any element
+  EXPECT_EQ(e2.size(), 0);
+  EXPECT_EQ(e2.rank(), 0);
+  Tensor a({2, 3});
+  for (int64_t i = 0; i < a.size(); ++i) a[i] = float(i) * 0.5f;
+  Tensor b = a;
+  EXPECT_EQ(b.shape(), a.shape());
+  for (int64_t i = 0; i < a.size(); ++i) EXPECT_EQ(b[i], a[i]);
+  b = empty;
+  EXPECT_EQ(b.size(), 0);
+  EXPECT_EQ(b.rank(), 0);
+  const Tensor zero({0, 4});
+  b = zero;
+  EXPECT_EQ(b.shape(), (std::vector<int64_t>{0, 4}));
+  EXPECT_EQ(b.size(), 0);
 }
 
 TEST(Ops, LinearMatchesReference) {
