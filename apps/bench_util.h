@@ -22,6 +22,10 @@ double load_average();  // 1-minute load average, -1 if unknown
 double process_cpu_seconds();
 std::vector<std::string> split_list(const std::string& text);  // comma-separated, empties dropped
 
+// bench attention --density: comma-separated numbers in (0, 1]; throws UsageError naming the
+// bad item, or saying the list is empty.
+std::vector<double> parse_densities(const std::string& text);
+
 // GFLOP/s of wall-clock time and GFLOP per second of process CPU time (what the threads
 // actually ran: on a shared machine the second is the steadier figure).
 struct GemmRates {

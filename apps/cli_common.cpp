@@ -34,6 +34,9 @@ std::vector<int> parse_int_list(const std::string& text, const char* what) {
       throw UsageError(std::string(what) + " '" + text + "': '" + item + "' is not an integer");
     out.push_back(v);
   }
+  // getline yields no item after a trailing comma: refuse it as the empty item it is.
+  if (!text.empty() && text.back() == ',')
+    throw UsageError(std::string(what) + " '" + text + "': '' is not an integer");
   if (out.empty()) throw UsageError(std::string(what) + " is empty");
   return out;
 }

@@ -3,6 +3,7 @@
 // common generation flags, JSON output written atomically.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <array>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,9 @@ inline constexpr const char* kDefaultGenerateAttn = "radial3d:decay=0.5,dense_st
 
 // "3,7" -> {3, 7}; throws UsageError naming the text.
 std::vector<int> parse_int_list(const std::string& text, const char* what);
+
+// score-digits --labels: "a,b" with a and b single digits 0-9; throws UsageError naming the text.
+std::array<int, 2> parse_labels(const std::string& text);
 
 // Sets OpenMP's thread count (0 = leave the default); throws UsageError when out of range.
 void set_threads(int threads);

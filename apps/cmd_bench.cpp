@@ -26,6 +26,25 @@
 #include "dit/gemm.h"
 
 namespace ditgen::app::bench {
+
+std::vector<double> parse_densities(const std::string& text) {
+  std::vector<double> densities;
+  for (const std::string& t : split_list(text)) {
+    double x = 0;
+    try {
+      size_t used = 0;
+      x = std::stod(t, &used);
+      if (used != t.size()) x = -1;
+    } catch (const std::exception&) {
+      x = -1;
+    }
+    if (!(x > 0 && x <= 1)) throw UsageError("bench attention: --density '" + t + "' is not a number in (0, 1]");
+    densities.push_back(x);
+  }
+  if (densities.empty()) throw UsageError("bench attention: --density is empty");
+  return densities;
+}
+
 namespace {
 
 // A random block map of about `density`: each query block keeps its diagonal block and
@@ -72,20 +91,7 @@ void run_attention_bench(const AttentionArgs& a) {
   if (a.block < 1 || a.block > 1024) throw UsageError("bench attention: --block must be 1 to 1024");
   if (a.threads < 0) throw UsageError("bench attention: --threads must be >= 0");
   if (a.settle_ms < 0) throw UsageError("bench attention: --settle-ms must be >= 0");
-  std::vector<double> densities;
-  for (const std::string& t : split_list(a.density)) {
-    double x = 0;
-    try {
-      size_t used = 0;
-      x = std::stod(t, &used);
-      if (used != t.size()) x = -1;
-    } catch (const std::exception&) {
-      x = -1;
-    }
-    if (!(x > 0 && x <= 1)) throw UsageError("bench attention: --density '" + t + "' is not a number in (0, 1]");
-    densities.push_back(x);
-  }
-  if (densities.empty()) throw UsageError("bench attention: --density is empty");
+  const std::vector<double> densities = parse_densities(a.density);
   std::vector<attn::Isa> isas;
   for (const std::string& t : split_list(a.isa)) {
     try {

@@ -27,7 +27,9 @@ struct ScoreDigitsArgs {
   bool per_frame = false, overwrite = false;
 };
 
-// "a,b" with a and b single digits 0-9.
+}  // namespace
+
+// "a,b" with a and b single digits 0-9 (declared in cli_common.h for the fuzz harness).
 std::array<int, 2> parse_labels(const std::string& text) {
   const std::string bad = "--labels '" + text + "': expected two digits 0-9 separated by a comma, for example 3,7";
   const size_t comma = text.find(',');
@@ -41,6 +43,8 @@ std::array<int, 2> parse_labels(const std::string& text) {
   }
   return out;
 }
+
+namespace {
 
 // The classifier to use: --classifier as given, or the shipped model looked up relative to
 // the working directory and then to the executable (build tree or installed tree).

@@ -20,6 +20,7 @@
 #include "io/video.h"
 #include "io/weights_h5.h"
 #include "tests/fuzz/harness.h"
+#include "tests/fuzz/harness_cli.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -27,11 +28,7 @@ namespace fs = std::filesystem;
 namespace ditgen {
 namespace {
 
-std::set<std::string> listing(const fs::path& dir) {
-  std::set<std::string> s;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) s.insert(fs::relative(e.path(), dir).string());
-  return s;
-}
+using test::listing;
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -316,6 +313,7 @@ TEST(IsolatedLoad, SameWeightsAsInProcessAndTheLoadersMessages) {
 }
 TEST(FuzzInputs, AttnSpec) { replay("attn_spec", fuzz::attn_spec_one); }
 TEST(FuzzInputs, ParoCalib) { replay("paro_calib", fuzz::paro_calib_one); }
+TEST(FuzzInputs, CliValues) { replay("cli_values", fuzz::cli_values_one); }
 
 }  // namespace
 }  // namespace ditgen

@@ -130,7 +130,9 @@ TEST(SparseSpec, IsaKeyPicksTheKernelPath) {
       // bf16 rounding of q, k, v and p: NMSE about 1e-5 against float32 (attention_kernel_test).
       EXPECT_GT(ditgen::test::max_abs_diff(a.data(), b.data(), count), 0.0) << spec << " step " << step;
       EXPECT_LT(ditgen::test::nmse(b.data(), a.data(), count), 2e-4) << spec << " step " << step;
-      if (spec != "dense:" && step % 2 == 1) EXPECT_LT(bf16->last_density(), 1.0) << "step " << step;
+      if (spec != "dense:" && step % 2 == 1) {
+        EXPECT_LT(bf16->last_density(), 1.0) << "step " << step;
+      }
     }
   }
   const int64_t kv = kernel_state_bytes(KernelOptions{Isa::Avx512Bf16, 0}, 64, 2 * heads, n, dh);

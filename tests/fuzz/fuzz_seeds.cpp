@@ -1,5 +1,6 @@
 // Writes the seed corpora of the fuzz harnesses with the project's own writers:
-//   fuzz_seeds DIR  ->  DIR/weights/*.h5, DIR/paro_calib/*.json, DIR/attn_spec/*.txt
+//   fuzz_seeds DIR  ->  DIR/weights/*.h5, DIR/paro_calib/*.json, DIR/attn_spec/*.txt,
+//                       DIR/cli_values/*.txt
 // The committed seeds under tests/fuzz/corpus/ were made with it (all files well under 50 KB).
 #include <filesystem>
 #include <fstream>
@@ -53,7 +54,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path dir = argv[1];
-  for (const char* sub : {"weights", "paro_calib", "attn_spec"}) fs::create_directories(dir / sub);
+  for (const char* sub : {"weights", "paro_calib", "attn_spec", "cli_values"}) fs::create_directories(dir / sub);
 
   const std::pair<const char*, io::DiskType> types[] = {
       {"f32", io::DiskType::Float32}, {"f16", io::DiskType::Float16}, {"bf16", io::DiskType::BFloat16}};
@@ -89,6 +90,20 @@ int main(int argc, char** argv) {
   };
   int i = 0;
   for (const char* s : specs) std::ofstream(dir / "attn_spec" / ("spec" + std::to_string(i++) + ".txt"), std::ios::binary) << s;
+  // Command-line values (harness_cli.h): the first byte picks the parser, '0' --labels and
+  // '1' --steps-probed (parse_int_list), '2' score-digits --labels, '3' --isa, '4' --solver,
+  // '5' --gemm, '6' bench --density; valid and invalid values for each.
+  const char* values[] = {
+      "03,7", "00", "0-1,2147483647", "0 5,+6", "0", "03,,7", "03,x", "02147483648", "03,7,",
+      "10,5,10", "1-2147483648", "1 ", "11.5",
+      "23,7", "20,9", "23,10", "23", "2a,b", "23,7,1", "2",
+      "3auto", "3portable", "3avx2", "3avx512", "3avx512bf16", "3AVX2", "3avx512 ", "3",
+      "4euler", "4unipc", "4dpm++2m", "4ddim", "4Euler", "4",
+      "5auto", "5eigen", "5openblas", "5bf16", "5cublas", "5",
+      "60.25", "60.1,0.5,1", "61e-3", "60", "61.0001", "6nan", "60x1p-2", "6,", "6", "60.5abc", "6inf",
+  };
+  i = 0;
+  for (const char* s : values) std::ofstream(dir / "cli_values" / ("value" + std::to_string(i++) + ".txt"), std::ios::binary) << s;
   std::cout << "seeds written under " << dir.string() << "\n";
   return 0;
 }
