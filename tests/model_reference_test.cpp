@@ -36,6 +36,7 @@
 #include "attention/spec.h"
 #include "dit/config.h"
 #include "dit/model.h"
+#include "dit/tensor.h"
 #include "dit/weights.h"
 
 namespace ditgen {
@@ -329,14 +330,6 @@ std::string describe(const Case& k) {
   return s.str();
 }
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::ostringstream s;
-  s << "(";
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-  s << ")";
-  return s.str();
-}
-
 // max |got - ref| / RMS(ref) within kTol; the message gives the shape and the worst element.
 ::testing::AssertionResult matches(const std::string& what, const std::vector<int64_t>& shape, const float* got,
                                    const Vec& ref, double* worst_seen = nullptr) {
@@ -356,9 +349,9 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   std::vector<int64_t> idx(shape.size());
   size_t rest = at;
   for (size_t d = shape.size(); d-- > 0;) idx[d] = int64_t(rest % size_t(shape[d])), rest /= size_t(shape[d]);
-  return ::testing::AssertionFailure() << what << " " << shape_str(shape) << ": max |model - reference| = " << worst
+  return ::testing::AssertionFailure() << what << " " << shape_string(shape) << ": max |model - reference| = " << worst
                                        << " = " << rel << " x RMS(reference) " << rms << " (tolerance " << kTol
-                                       << "), worst at " << shape_str(idx) << ": model " << got[at] << ", reference "
+                                       << "), worst at " << shape_string(idx) << ": model " << got[at] << ", reference "
                                        << ref[at] << (finite ? "" : "; the model output holds NaN/Inf");
 }
 
