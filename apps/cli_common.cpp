@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "apps/commands.h"
 #include "io/atomic_file.h"
@@ -78,41 +79,38 @@ void GenerationFlags::add(CLI::App& sub) {
   sub.add_option("--max-memory", max_memory_mb, "Refuse runs estimated to need more than this many MiB (default: memory available)");
 }
 
-GenerateOptions GenerationFlags::options(const DiTConfig& c) const {
-  GenerateOptions o;
-  o.shape.frames = frames;
-  o.shape.height = height > 0 ? height : c.frame_height;
-  o.shape.width = width > 0 ? width : c.frame_width;
-  if (height < 0 || width < 0) {
-    const bool h = height < 0;
-    throw UsageError(std::string(h ? "--height " : "--width ") + std::to_string(h ? height : width) +
-                     " is out of range: expected a positive multiple of the model's " + (h ? "patch_h = " : "patch_w = ") +
-                     std::to_string(h ? c.patch_h : c.patch_w) + ", or 0 for the model's default");
-  }
+pipeline::GenerateOptions GenerationFlags::options(const pipeline::Model& model) const {
+  const pipeline::SamplerDefaults& d = model.defaults;
+  const DiTConfig& c = model.config();
+  for (const auto& [flag, v, patch] : {std::tuple{"--height", height, c.patch_h}, std::tuple{"--width", width, c.patch_w}})
+    if (v && *v < 1)
+      throw UsageError(std::string(flag) + " " + std::to_string(*v) + " is out of range: expected a positive multiple of " +
+                       std::to_string(patch) + " (omit it for the model's default)");
+  pipeline::GenerateOptions o;
   try {
-    o.shape.validate(c);
+    o.shape = model.decoder->latent_shape(frames, height.value_or(d.height), width.value_or(d.width));
+    c.validate(o.shape);
+    o.steps = steps.value_or(d.steps);
+    if (steps) pipeline::check_steps(*steps, "--steps");
+    o.cfg = cfg.value_or(d.cfg);
+    if (cfg) pipeline::check_cfg(*cfg, "--cfg");
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  o.steps = steps > 0 ? steps : c.sample_steps;
-  if (steps < 0 || o.steps > 10000) throw UsageError("--steps " + std::to_string(steps) + " is out of range: expected 1 to 10000");
-  o.cfg = cfg >= 0 ? cfg : c.sample_cfg;
-  if (std::isnan(cfg) || !(o.cfg <= 100)) throw UsageError("--cfg " + num(cfg) + " is out of range: expected 0 to 100");
   o.seed = seed;
   o.solver = solver;
-  if (c.num_classes > 0) {
-    o.labels = parse_int_list(labels, "--labels");
-    if (int(o.labels.size()) != c.ctx_len)
-      throw UsageError("--labels '" + labels + "' gives " + std::to_string(o.labels.size()) + " labels, the model expects " +
-                       std::to_string(c.ctx_len));
-    for (int l : o.labels)
-      if (l < 0 || l >= c.num_classes)
-        throw UsageError("--labels '" + labels + "': label " + std::to_string(l) + " is out of range 0 to " +
-                         std::to_string(c.num_classes - 1));
+  if (model.conditioner) {
+    o.condition.labels = parse_int_list(labels, "--labels");
+    try {
+      model.conditioner->validate(o.condition);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError("--labels '" + labels + "': " + e.what());
+    }
   }
-  if (!(max_memory_mb >= 0 && max_memory_mb <= 1e9))
-    throw UsageError("--max-memory " + num(max_memory_mb) + " is out of range: expected 0 (the memory available) to 1e9 MiB");
-  o.memory_limit_bytes = int64_t(max_memory_mb * 1024 * 1024);
+  if (max_memory_mb && !(*max_memory_mb > 0 && *max_memory_mb <= 1e9))
+    throw UsageError("--max-memory " + num(*max_memory_mb) +
+                     " is out of range: expected a positive number of MiB up to 1e9 (omit it for the memory available)");
+  o.memory_limit_bytes = max_memory_mb ? int64_t(*max_memory_mb * 1024 * 1024) : 0;
   try {
     gemm::set_backend(gemm::parse_backend(gemm));
   } catch (const std::invalid_argument& e) {
@@ -120,6 +118,17 @@ GenerateOptions GenerationFlags::options(const DiTConfig& c) const {
   }
   o.progress = isatty(2);
   return o;
+}
+
+attn::KernelOptions GenerationFlags::kernel_options() const {
+  attn::KernelOptions k;
+  try {
+    k.isa = attn::parse_isa(isa);
+    attn::resolve_isa(k.isa);  // refuse a path this CPU cannot run before any work
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  return k;
 }
 
 void check_output_path(const std::string& path, bool overwrite, bool video) {

@@ -7,7 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "apps/pipeline.h"
+#include <optional>
+
+#include "attention/kernel/kernel.h"
+#include "pipeline/generate.h"
+#include "pipeline/memory.h"
+#include "pipeline/options.h"
 #include "io/atomic_file.h"
 
 namespace ditgen::app {
@@ -30,19 +35,23 @@ void set_threads(int threads);
 struct GenerationFlags {
   std::string model;
   std::string labels = "3,7";
-  int frames = 16, height = 0, width = 0;  // 0: the model's default size
-  int steps = 0;                            // 0: the model's default
-  double cfg = -1;                          // < 0: the model's default
+  int frames = 16;
+  std::optional<int> height, width;  // unset: the model's default size
+  std::optional<int> steps;          // unset: the model's default
+  std::optional<double> cfg;         // unset: the model's default
   uint64_t seed = 0;
   std::string solver = "unipc";
   int threads = 0;
   std::string isa = "auto";
   std::string gemm = "auto";
-  double max_memory_mb = 0;
+  std::optional<double> max_memory_mb;  // unset: the memory available
 
   void add(CLI::App& sub);
-  // Applies model defaults and checks values; throws UsageError naming the bad value.
-  GenerateOptions options(const DiTConfig& cfg) const;
+  // Applies the model's defaults where a flag was not given and checks every value given;
+  // throws UsageError naming the bad value. Sets the process-wide GEMM (--gemm).
+  pipeline::GenerateOptions options(const pipeline::Model& model) const;
+  // --isa and --threads as kernel options, refusing a path this CPU cannot run (UsageError).
+  attn::KernelOptions kernel_options() const;
 };
 
 // Checks before a long run that `path` can be written (directory exists and is writable,

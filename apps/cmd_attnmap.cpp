@@ -148,8 +148,8 @@ void run_attnmap(const AttnmapArgs& a) {
   if (!fs::is_directory(a.out_dir, ec)) throw UsageError("--out-dir '" + a.out_dir + "' does not exist");
   if (!io::directory_writable(a.out_dir)) throw UsageError("--out-dir '" + a.out_dir + "' is not writable");
   if (a.rows < 1 || a.rows > 4096) throw UsageError("--rows " + std::to_string(a.rows) + " is out of range: expected 1 to 4096");
-  auto model = load_model(a.gen.model);
-  GenerateOptions opt = a.gen.options(model->config());
+  pipeline::Model model = pipeline::load_model(a.gen.model);
+  pipeline::GenerateOptions opt = a.gen.options(model);
   std::set<int> steps;
   if (a.steps.empty()) {
     steps = {0, opt.steps / 4, opt.steps / 2, opt.steps - 1};
@@ -162,11 +162,11 @@ void run_attnmap(const AttnmapArgs& a) {
   }
   io::install_interrupt_handlers();
   DecayProbe probe(steps, a.rows, opt.seed);
-  generate(*model, probe, opt);
+  pipeline::generate(model, probe, opt);
 
   std::ostringstream csv;
   csv << "step,layer,head,axis,distance,mass,keys,mass_per_key\n";
-  const int layers = model->config().num_layers;
+  const int layers = model.config().num_layers;
   std::vector<std::vector<double>> tcurve(static_cast<size_t>(layers)), scurve(static_cast<size_t>(layers));
   std::map<std::tuple<int, int, int>, std::pair<double, double>> pooled;  // layer, axis, d -> (mass, keys)
   for (const auto& [key, c] : probe.cells) {

@@ -21,8 +21,8 @@
 #include "apps/bench_util.h"
 #include "apps/cli_common.h"
 #include "apps/commands.h"
-#include "attention/block_map.h"
-#include "attention/kernel.h"
+#include "attention/kernel/block_map.h"
+#include "attention/kernel/kernel.h"
 #include "dit/gemm.h"
 
 namespace ditgen::app::bench {

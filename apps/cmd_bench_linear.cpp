@@ -63,11 +63,11 @@ void run_linear_bench(const LinearArgs& a) {
   const DiTConfig cfg = a.model.empty() ? DiTConfig{} : io::inspect_weights(a.model).config;
   const int threads = a.threads > 0 ? a.threads : omp_get_max_threads();
   omp_set_num_threads(threads);
-  VideoShape vs;
+  LatentShape vs;
   vs.frames = a.frames;
   vs.height = cfg.frame_height;
   vs.width = cfg.frame_width;
-  const int64_t rows = int64_t(a.batch) * vs.tokens(cfg);
+  const int64_t rows = int64_t(a.batch) * cfg.tokens(vs);
   const std::vector<Shape> shapes = model_shapes(cfg);
   const size_t ns = shapes.size();
   const double load_before = load_average();
@@ -93,7 +93,7 @@ void run_linear_bench(const LinearArgs& a) {
     for (float& v : b[i]) v = nd(rng);
   }
 
-  std::cout << "bench linear: rows " << rows << " (batch " << a.batch << " x " << vs.tokens(cfg) << " tokens), D "
+  std::cout << "bench linear: rows " << rows << " (batch " << a.batch << " x " << cfg.tokens(vs) << " tokens), D "
             << cfg.dim << ", F " << cfg.ffn_dim << ", layers " << cfg.num_layers << ", threads " << threads
             << ", repeats " << a.repeats << " (medians)\n";
   const gemm::Backend before = gemm::active_backend();

@@ -6,7 +6,7 @@
 
 #include "apps/cli_common.h"
 #include "apps/commands.h"
-#include "attention/paro.h"
+#include "attention/methods/paro.h"
 
 namespace ditgen::app {
 namespace {
@@ -26,19 +26,13 @@ void run_calibrate(const CalibrateArgs& a) {
   if (!(a.mass > 0 && a.mass <= 1)) throw UsageError("--mass " + std::to_string(a.mass) + " is out of range: expected (0, 1]");
   if (!(a.sample > 0 && a.sample <= 1)) throw UsageError("--sample " + std::to_string(a.sample) + " is out of range: expected (0, 1]");
   if (a.every < 1) throw UsageError("--every " + std::to_string(a.every) + " must be at least 1");
-  attn::KernelOptions kopt;
-  try {
-    kopt.isa = attn::parse_isa(a.gen.isa);
-    attn::resolve_isa(kopt.isa);  // refuse a path this CPU cannot run before any work
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(e.what());
-  }
+  const attn::KernelOptions kopt = a.gen.kernel_options();
   attn::ParoCalibrator calib(a.block, a.mass, a.sample, a.every, kopt);
-  auto model = load_model(a.gen.model);
-  GenerateOptions opt = a.gen.options(model->config());
-  GenerateResult r;
+  pipeline::Model model = pipeline::load_model(a.gen.model);
+  pipeline::GenerateOptions opt = a.gen.options(model);
+  pipeline::GenerateResult r;
   try {
-    r = generate(*model, calib, opt);
+    r = pipeline::generate(model, calib, opt);
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }

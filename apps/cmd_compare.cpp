@@ -9,7 +9,7 @@
 
 #include "apps/cli_common.h"
 #include "apps/commands.h"
-#include "attention/recall_probe.h"
+#include "attention/sparse/recall_probe.h"
 #include "attention/spec.h"
 #include "eval/metrics.h"
 #include "eval/score_digits.h"
@@ -34,14 +34,15 @@ struct CompareArgs {
 
 struct Measured {
   std::string attn;
-  GenerateResult result;
+  pipeline::GenerateResult result;
   std::vector<double> recall;
   double recall_mean = 1;
   double seconds = 0, attention_seconds = 0;  // probe time removed
   double digit_fraction = std::numeric_limits<double>::quiet_NaN();
 };
 
-Measured run_one(DiTModel& model, const std::string& spec, const attn::KernelOptions& kopt, const GenerateOptions& opt,
+Measured run_one(pipeline::Model& model, const std::string& spec, const attn::KernelOptions& kopt,
+                 const pipeline::GenerateOptions& opt,
                  int recall_rows) {
   std::unique_ptr<attn::AttentionBackend> backend;
   try {
@@ -100,31 +101,29 @@ void run_compare(const CompareArgs& a) {
   }
   if (a.recall_rows < 0 || a.recall_rows > 4096)
     throw UsageError("--recall-rows " + std::to_string(a.recall_rows) + " is out of range: expected 0 to 4096");
-  attn::KernelOptions kopt;
+  const attn::KernelOptions kopt = a.gen.kernel_options();
   try {
-    kopt.isa = attn::parse_isa(a.gen.isa);
-    attn::resolve_isa(kopt.isa);  // refuse a path this CPU cannot run before any work
     for (const auto& s : a.attn) attn::make_backend(s, kopt);  // reject bad specs before any long run
     attn::make_backend(a.baseline, kopt);
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  auto model = load_model(a.gen.model);
-  GenerateOptions opt = a.gen.options(model->config());
+  pipeline::Model model = pipeline::load_model(a.gen.model);
+  pipeline::GenerateOptions opt = a.gen.options(model);
   io::install_interrupt_handlers();
 
   eval::DigitClassifier clf;
-  const bool digits = model->config().num_classes == 10 && model->config().ctx_len == 2 && fs::exists(a.classifier);
+  const bool digits = model.config().num_classes == 10 && model.config().ctx_len == 2 && fs::exists(a.classifier);
   if (digits) clf = eval::DigitClassifier::load(a.classifier);
   auto score = [&](Measured& m) {
     if (!digits) return;
     const auto& f = m.result.frames;
-    m.digit_fraction = eval::score_frames(f.data.data(), f.frames, f.height, f.width, f.channels, opt.labels[0],
-                                          opt.labels[1], clf).fraction;
+    m.digit_fraction = eval::score_frames(f.data.data(), f.frames, f.height, f.width, f.channels, opt.condition.labels[0],
+                                          opt.condition.labels[1], clf).fraction;
   };
 
   std::cerr << "baseline: " << a.baseline << "\n";
-  Measured base = run_one(*model, a.baseline, kopt, opt, 0);
+  Measured base = run_one(model, a.baseline, kopt, opt, 0);
   score(base);
   const auto& bf = base.result.frames;
   nlohmann::json j;
@@ -135,7 +134,7 @@ void run_compare(const CompareArgs& a) {
                    {"digit_score", number(base.digit_fraction)}};
   j["settings"] = {{"model", a.gen.model}, {"frames", opt.shape.frames}, {"height", opt.shape.height},
                    {"width", opt.shape.width}, {"steps", opt.steps},      {"cfg", opt.cfg},
-                   {"seed", opt.seed},          {"labels", opt.labels},    {"solver", opt.solver},
+                   {"seed", opt.seed},          {"labels", opt.condition.labels},    {"solver", opt.solver},
                    {"tokens", base.result.tokens}, {"recall_rows", a.recall_rows}};
   j["runs"] = nlohmann::json::array();
 
@@ -146,10 +145,10 @@ void run_compare(const CompareArgs& a) {
   int index = 0;
   for (const auto& spec : a.attn) {
     std::cerr << "run: " << spec << "\n";
-    Measured m = run_one(*model, spec, kopt, opt, a.recall_rows);
+    Measured m = run_one(model, spec, kopt, opt, a.recall_rows);
     score(m);
     const eval::VideoQuality q = eval::compare_videos(base.result.video.data(), m.result.video.data(), opt.shape.frames,
-                                                      opt.shape.height, opt.shape.width, model->config().in_channels);
+                                                      opt.shape.height, opt.shape.width, model.config().in_channels);
     const double e2e = base.seconds / m.seconds, att = base.attention_seconds / m.attention_seconds;
     std::printf("%-48s %8.2f %8.2f %8.4f %7.3f %8.2f %8.2f %8.2f %8.2f %7.3f\n", m.attn.c_str(), q.psnr_db,
                 q.psnr_float_db, q.ssim, m.result.profile.mean_density(), m.seconds, m.attention_seconds, e2e, att,

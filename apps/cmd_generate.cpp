@@ -37,8 +37,8 @@ void run_generate(const GenerateArgs& a) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  auto model = load_model(a.gen.model);
-  GenerateOptions opt = a.gen.options(model->config());
+  pipeline::Model model = pipeline::load_model(a.gen.model);
+  pipeline::GenerateOptions opt = a.gen.options(model);
   if (!a.frames_dir.empty()) {
     try {
       io::check_frames_dir(a.frames_dir, opt.shape.frames, a.overwrite);
@@ -47,9 +47,9 @@ void run_generate(const GenerateArgs& a) {
     }
   }
   io::install_interrupt_handlers();
-  GenerateResult r;
+  pipeline::GenerateResult r;
   try {
-    r = generate(*model, *backend, opt);
+    r = pipeline::generate(model, *backend, opt);
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
@@ -72,7 +72,7 @@ void run_generate(const GenerateArgs& a) {
     for (size_t l = 0; l < r.profile.layer_calls.size(); ++l)
       per_layer.push_back(r.profile.layer_calls[l] ? r.profile.layer_density_sum[l] / r.profile.layer_calls[l] : 1.0);
     j["layer_density"] = per_layer;
-    j["peak_rss_mb"] = peak_rss_mb();
+    j["peak_rss_mb"] = pipeline::peak_rss_mb();
     j["frames"] = opt.shape.frames;
     j["height"] = opt.shape.height;
     j["width"] = opt.shape.width;
@@ -80,7 +80,7 @@ void run_generate(const GenerateArgs& a) {
     j["cfg"] = opt.cfg;
     j["seed"] = opt.seed;
     j["solver"] = opt.solver;
-    j["labels"] = opt.labels;
+    j["labels"] = opt.condition.labels;
     j["model"] = a.gen.model;
     j["threads"] = a.gen.threads;
     j["attn_report"] = nlohmann::json::parse(r.attn_report);

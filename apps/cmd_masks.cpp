@@ -5,9 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
-#include "attention/mask.h"
-#include "attention/reorder.h"
-#include "attention/sparse_backend.h"
+#include "attention/mask/mask.h"
+#include "attention/mask/reorder.h"
+#include "attention/sparse/sparse_backend.h"
 #include "attention/spec.h"
 
 namespace ditgen::app {

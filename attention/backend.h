@@ -7,8 +7,8 @@
 #include <memory>
 #include <string>
 
-#include "attention/kernel.h"
-#include "dit/layout.h"
+#include "attention/kernel/kernel.h"
+#include "core/layout.h"
 
 namespace ditgen::attn {
 

@@ -3,8 +3,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "attention/methods.h"
-#include "attention/sparse_backend.h"
+#include "attention/methods/methods.h"
+#include "attention/sparse/sparse_backend.h"
 
 namespace ditgen::attn {
 

@@ -9,8 +9,8 @@
 #include <random>
 #include <vector>
 
-#include "attention/block_map.h"
-#include "attention/kernel.h"
+#include "attention/kernel/block_map.h"
+#include "attention/kernel/kernel.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "dit/tensor.h"
+#include "core/tensor.h"
 
 namespace ditgen {
 
@@ -105,7 +105,9 @@ bool DiTConfig::set_field(const std::string& name, double v) {
   return false;
 }
 
-void VideoShape::validate(const DiTConfig& cfg) const {
+void DiTConfig::validate(const LatentShape& shape) const {
+  const DiTConfig& cfg = *this;
+  const int frames = shape.frames, height = shape.height, width = shape.width;
   auto check = [](const char* what, int v, int patch, const char* pname) {
     if (v < 1) {
       std::ostringstream s;

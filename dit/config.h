@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/shape.h"
+
 namespace ditgen {
 
 struct DiTConfig {
@@ -33,6 +35,11 @@ struct DiTConfig {
 
   // Throws std::invalid_argument naming the first bad value and its allowed range.
   void validate() const;
+  // Throws std::invalid_argument unless every side of `s` is positive and divisible by its patch.
+  void validate(const LatentShape& s) const;
+  int64_t tokens(const LatentShape& s) const {  // N
+    return int64_t(s.frames / patch_t) * (s.height / patch_h) * (s.width / patch_w);
+  }
 
   // Integer and float fields as (name, value) pairs, in documentation order.
   std::vector<std::pair<std::string, double>> fields() const;
@@ -40,13 +47,5 @@ struct DiTConfig {
   bool set_field(const std::string& name, double value);
 };
 
-// Video geometry of one run (T, H, W in pixels), checked against the patch size.
-struct VideoShape {
-  int frames = 16, height = 64, width = 64;
-  void validate(const DiTConfig& cfg) const;
-  int64_t tokens(const DiTConfig& cfg) const {
-    return int64_t(frames / cfg.patch_t) * (height / cfg.patch_h) * (width / cfg.patch_w);
-  }
-};
 
 }  // namespace ditgen

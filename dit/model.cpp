@@ -11,8 +11,6 @@
 
 namespace ditgen {
 
-NumericalError::NumericalError(const std::string& what, int layer) : std::runtime_error(what), layer_(layer) {}
-
 namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -42,8 +40,8 @@ double ForwardProfile::mean_density() const {
   return n ? s / n : 1.0;
 }
 
-int64_t DiTModel::estimate_peak_bytes(const VideoShape& shape, int batch) const {
-  const int64_t N = shape.tokens(cfg_), D = cfg_.dim, B = batch;
+int64_t DiTModel::estimate_peak_bytes(const LatentShape& shape, int batch) const {
+  const int64_t N = cfg_.tokens(shape), D = cfg_.dim, B = batch;
   const int64_t video = int64_t(shape.frames) * shape.height * shape.width * cfg_.in_channels;
   int64_t floats = 0;
   floats += 3 * B * N * D;                      // x_, a_, y_
@@ -72,34 +70,8 @@ DiTModel::DiTModel(DiTConfig cfg, DiTWeights weights) : cfg_(std::move(cfg)), w_
   }
 }
 
-Tensor DiTModel::label_context(const std::vector<std::vector<int>>& labels) const {
-  if (cfg_.num_classes <= 0) throw std::invalid_argument("this model takes raw context (num_classes = 0), not labels");
-  const int64_t L = cfg_.ctx_len, E = cfg_.ctx_dim;
-  Tensor ctx({int64_t(labels.size()), L, E});
-  for (size_t b = 0; b < labels.size(); ++b) {
-    if (int64_t(labels[b].size()) != L) {
-      std::ostringstream s;
-      s << "got " << labels[b].size() << " labels, the model expects " << L;
-      throw std::invalid_argument(s.str());
-    }
-    for (int64_t j = 0; j < L; ++j) {
-      const int lab = labels[b][size_t(j)];
-      if (lab < 0 || lab > cfg_.num_classes) {
-        std::ostringstream s;
-        s << "label " << lab << " is out of range: expected 0 to " << cfg_.num_classes - 1 << " (or "
-          << cfg_.num_classes << " for the null label)";
-        throw std::invalid_argument(s.str());
-      }
-      float* row = ctx.data() + (int64_t(b) * L + j) * E;
-      for (int64_t c = 0; c < E; ++c)
-        row[c] = w_.label_embedding[lab * E + c] + w_.label_position[j * E + c];
-    }
-  }
-  return ctx;
-}
-
-void DiTModel::prepare(const VideoShape& shape, const attn::AttentionBackend& backend) {
-  shape.validate(cfg_);
+void DiTModel::prepare(const LatentShape& shape, const attn::AttentionBackend& backend) {
+  cfg_.validate(shape);
   const int tp = shape.frames / cfg_.patch_t, hp = shape.height / cfg_.patch_h, wp = shape.width / cfg_.patch_w;
   TokenLayout layout = backend.layout(tp, hp, wp);
   std::ostringstream key;
@@ -130,7 +102,7 @@ void DiTModel::embed_time(const double* timesteps, int batch, Tensor& e, Tensor&
   ops::linear(h.data(), batch, D, w_.time_proj.weight.data(), w_.time_proj.bias.data(), 6 * D, e0.data());
 }
 
-void DiTModel::forward(const float* x, const VideoShape& shape, int batch, const double* timesteps,
+void DiTModel::forward(const float* x, const LatentShape& shape, int batch, const double* timesteps,
                        const Tensor& raw_ctx, attn::AttentionBackend& backend, const attn::AttentionContext& actx,
                        float* out, ForwardProfile* profile) {
   const auto t_start = Clock::now();

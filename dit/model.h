@@ -9,23 +9,14 @@
 #include <vector>
 
 #include "attention/backend.h"
+#include "core/errors.h"
 #include "dit/config.h"
-#include "dit/layout.h"
+#include "core/layout.h"
 #include "dit/rope.h"
-#include "dit/tensor.h"
+#include "core/tensor.h"
 #include "dit/weights.h"
 
 namespace ditgen {
-
-// Thrown when a block's output holds NaN or Inf; layer() names the block.
-class NumericalError : public std::runtime_error {
- public:
-  NumericalError(const std::string& what, int layer);
-  int layer() const { return layer_; }
-
- private:
-  int layer_;
-};
 
 // Time spent per part of the forward pass, and attention density per layer.
 struct ForwardProfile {
@@ -41,26 +32,22 @@ class DiTModel {
   DiTModel(DiTConfig cfg, DiTWeights weights);
   const DiTConfig& config() const { return cfg_; }
 
-  // Raw conditioning for label lists (docs/model.md §4): labels[b] has ctx_len entries in
-  // 0..num_classes, num_classes being the null label. Returns (B, L, E).
-  Tensor label_context(const std::vector<std::vector<int>>& labels) const;
-
   // x: (B, T, H, W, C) noisy video; timesteps: (B) values 1000·σ; raw_ctx: (B, L, E).
   // out: (B, T, H, W, C) velocity. The backend's layout is built once per shape and cached.
-  void forward(const float* x, const VideoShape& shape, int batch, const double* timesteps, const Tensor& raw_ctx,
+  void forward(const float* x, const LatentShape& shape, int batch, const double* timesteps, const Tensor& raw_ctx,
                attn::AttentionBackend& backend, const attn::AttentionContext& actx, float* out,
                ForwardProfile* profile = nullptr);
 
   // Bytes the forward pass holds at its peak for this shape and batch (workspace and weights),
   // estimated before anything is allocated.
-  int64_t estimate_peak_bytes(const VideoShape& shape, int batch) const;
+  int64_t estimate_peak_bytes(const LatentShape& shape, int batch) const;
 
   // Per-block residual stream after each block (B, N, D) in frame-major order, for parity tests.
   void set_capture(std::vector<Tensor>* blocks) { capture_ = blocks; }
   const TokenLayout& layout() const { return layout_; }
 
  private:
-  void prepare(const VideoShape& shape, const attn::AttentionBackend& backend);
+  void prepare(const LatentShape& shape, const attn::AttentionBackend& backend);
   void embed_time(const double* timesteps, int batch, Tensor& e, Tensor& e0);
   void block_forward(int layer, int batch, const Tensor& e0, const Tensor& ctx, attn::AttentionBackend& backend,
                      attn::AttentionContext actx, ForwardProfile* profile);
@@ -69,7 +56,7 @@ class DiTModel {
   DiTWeights w_;
   std::vector<Tensor> qkv_weight_, qkv_bias_;  // per block (3D, D), (3D): fused self-attention projections
 
-  VideoShape shape_{0, 0, 0};
+  LatentShape shape_{0, 0, 0};
   std::string layout_key_;
   TokenLayout layout_;
   Rope3D rope_;

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "dit/config.h"
-#include "dit/layout.h"
+#include "core/layout.h"
 
 namespace ditgen {
 

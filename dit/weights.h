@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "dit/config.h"
-#include "dit/tensor.h"
+#include "core/tensor.h"
 
 namespace ditgen {
 

@@ -6,15 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "core/frames.h"
 #include "io/atomic_file.h"
 
 namespace ditgen::io {
 
-struct Frames {
-  int frames = 0, height = 0, width = 0, channels = 1;
-  std::vector<uint8_t> data;  // (T, H, W, C)
-  const uint8_t* frame(int t) const { return data.data() + size_t(t) * height * width * channels; }
-};
+using ditgen::Frames;
 
 // Extensions the writer accepts, for validation before a long run.
 bool is_supported_output(const std::string& path);

@@ -28,8 +28,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "attention/block_map.h"
-#include "attention/kernel.h"
+#include "attention/kernel/block_map.h"
+#include "attention/kernel/kernel.h"
 #include "tests/test_util.h"
 
 namespace ditgen::attn {

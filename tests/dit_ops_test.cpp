@@ -5,10 +5,10 @@
 
 #include "dit/gemm.h"
 #include "dit/gemm_bf16.h"
-#include "dit/layout.h"
+#include "core/layout.h"
 #include "dit/ops.h"
 #include "dit/rope.h"
-#include "dit/tensor.h"
+#include "core/tensor.h"
 #include "tests/test_util.h"
 
 namespace ditgen {

@@ -252,6 +252,12 @@ TEST_F(Errors, InvalidNumbersOnTheCommandLine) {
   const Case cases[] = {
       {"--steps abc", "--steps 'abc' is not a valid value: expected a whole number"},
       {"--steps -1", "--steps -1 is out of range: expected 1 to 10000"},
+      // 0 is refused like any other value out of range, never read as "the model's default".
+      {"--steps 0", "--steps 0 is out of range: expected 1 to 10000"},
+      {"--height 0", "--height 0 is out of range: expected a positive multiple of 4"},
+      {"--width 0", "--width 0 is out of range"},
+      {"--cfg -1", "--cfg -1 is out of range: expected 0 to 100"},
+      {"--max-memory 0", "--max-memory 0 is out of range: expected a positive number of MiB"},
       {"--steps 20000", "--steps 20000 is out of range"},
       {"--frames 99999999999", "99999999999"},
       {"--frames 2.5", "--frames '2.5' is not a valid value: expected a whole number"},

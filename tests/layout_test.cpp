@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "dit/layout.h"
+#include "core/layout.h"
 #include "tests/test_util.h"
 
 namespace ditgen {

@@ -2,7 +2,7 @@
 // written from docs/model.md alone (issue #2): loops only, nothing from dit/ but the config and
 // weight members. Fresh random weights, noise, timesteps and labels on every run.
 //
-// Which part is wrong: the model exposes only label_context() and the per-block residual stream
+// Which part is wrong: the model exposes only its context rows and the per-block residual stream
 // (set_capture), so the parts are isolated by switching parts of the network off in the weights
 // (a zero gate, a zero output projection) and comparing the same reference on those weights:
 //   PatchEmbeddingHeadUnpatchify  blocks are identities and e = 0: the captured stream is the
@@ -36,8 +36,9 @@
 #include "attention/spec.h"
 #include "dit/config.h"
 #include "dit/model.h"
-#include "dit/tensor.h"
+#include "core/tensor.h"
 #include "dit/weights.h"
+#include "tests/model_util.h"
 
 namespace ditgen {
 namespace {
@@ -154,7 +155,7 @@ struct RefOut {
   Vec out;                  // (B, T, H, W, C)
 };
 
-RefOut reference_forward(const DiTConfig& c, const DiTWeights& w, const std::vector<float>& x, const VideoShape& s,
+RefOut reference_forward(const DiTConfig& c, const DiTWeights& w, const std::vector<float>& x, const LatentShape& s,
                          int batch, const std::vector<double>& timesteps, const Vec& raw_ctx) {
   const int C = c.in_channels, pt = c.patch_t, ph = c.patch_h, pw = c.patch_w;
   const int T = s.frames, H = s.height, W = s.width, Tp = T / pt, Hp = H / ph, Wp = W / pw;
@@ -279,7 +280,7 @@ RefOut reference_forward(const DiTConfig& c, const DiTWeights& w, const std::vec
 struct Case {
   std::string name;
   DiTConfig cfg;
-  VideoShape shape;
+  LatentShape shape;
   int batch;
 };
 
@@ -301,17 +302,17 @@ DiTConfig tiny(int dim, int heads, int pt, int ph, int pw, int channels) {
 std::vector<Case> cases() {
   std::vector<Case> v;
   // Image (T = 1), one sample; Dh = 20 splits 8/6/6.
-  v.push_back({"image", tiny(40, 2, 1, 4, 4, 1), VideoShape{1, 16, 12}, 1});
+  v.push_back({"image", tiny(40, 2, 1, 4, 4, 1), LatentShape{1, 16, 12}, 1});
   // Video, H != W, 3 channels (patch channel-slowest in, channel-fastest out), 180 tokens (more
   // than one 64-token attention block), batch 2; Dh = 24 splits 8/8/8.
-  v.push_back({"video_nonsquare_b2", tiny(48, 2, 1, 2, 2, 3), VideoShape{3, 12, 20}, 2});
+  v.push_back({"video_nonsquare_b2", tiny(48, 2, 1, 2, 2, 3), LatentShape{3, 12, 20}, 2});
   // patch_t = 2 with a non-square patch, 3 layers, another RoPE base; Dh = 16 splits 8/4/4.
-  Case t{"temporal_patch", tiny(32, 2, 2, 2, 4, 2), VideoShape{4, 6, 8}, 2};
+  Case t{"temporal_patch", tiny(32, 2, 2, 2, 4, 2), LatentShape{4, 6, 8}, 2};
   t.cfg.num_layers = 3;
   t.cfg.rope_theta = 100.0;
   v.push_back(t);
   // Dh = 10 splits 6/2/2 (one h pair, one w pair); raw context (num_classes = 0), L = 3.
-  Case u{"uneven_rope_raw_ctx", tiny(30, 3, 1, 2, 2, 1), VideoShape{5, 6, 4}, 2};
+  Case u{"uneven_rope_raw_ctx", tiny(30, 3, 1, 2, 2, 1), LatentShape{5, 6, 4}, 2};
   u.cfg.num_classes = 0;
   u.cfg.ctx_len = 3;
   u.cfg.ctx_dim = 12;
@@ -425,7 +426,8 @@ void check_case(const Case& k, Part part) {
   std::vector<double> ts(static_cast<size_t>(B));
   for (double& t : ts) t = tdist(rng);
 
-  DiTModel model(c, std::move(w));
+  pipeline::Model m = pipeline::assemble_model(c, std::move(w));
+  DiTModel& model = *m.dit;
   Tensor raw({int64_t(B), int64_t(c.ctx_len), int64_t(c.ctx_dim)});
   Vec raw_ref;
   if (c.num_classes > 0) {
@@ -438,7 +440,7 @@ void check_case(const Case& k, Part part) {
     labels[0].back() = c.num_classes;
     if (B > 1)
       for (int& l : labels[1]) l = c.num_classes;
-    raw = model.label_context(labels);
+    raw = test::label_rows(m, labels);
     raw_ref = ref_label_context(c, w_ref, labels);
     EXPECT_TRUE(matches("label_context (B, L, E)", raw.shape(), raw.data(), raw_ref));
   } else {

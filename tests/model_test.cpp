@@ -5,6 +5,7 @@
 
 #include "attention/backend.h"
 #include "dit/model.h"
+#include "tests/model_util.h"
 #include "tests/test_util.h"
 
 namespace ditgen {
@@ -40,24 +41,24 @@ struct RunOut {
   std::vector<Tensor> blocks;
 };
 
-RunOut run(DiTModel& m, attn::AttentionBackend& backend, const VideoShape& s, const std::vector<float>& x, double t,
+RunOut run(pipeline::Model& m, attn::AttentionBackend& backend, const LatentShape& s, const std::vector<float>& x, double t,
         const std::vector<std::vector<int>>& labels) {
   const int batch = int(labels.size());
   RunOut r;
   r.out.assign(x.size(), NAN);
   std::vector<double> ts(size_t(batch), t);
-  m.set_capture(&r.blocks);
-  m.forward(x.data(), s, batch, ts.data(), m.label_context(labels), backend, {}, r.out.data());
-  m.set_capture(nullptr);
+  m.dit->set_capture(&r.blocks);
+  m.dit->forward(x.data(), s, batch, ts.data(), test::label_rows(m, labels), backend, {}, r.out.data());
+  m.dit->set_capture(nullptr);
   return r;
 }
 
 TEST(Model, ForwardShapesAndDeterminism) {
   const DiTConfig c = small_config();
-  DiTModel m(c, DiTWeights::random(c, 7));
+  pipeline::Model m = test::random_model(c, 7);
   attn::DenseBackend dense;
   auto rng = test::fresh_rng();
-  for (VideoShape s : {VideoShape{1, 8, 6}, VideoShape{3, 4, 8}}) {  // T = 1 is an image: same path
+  for (LatentShape s : {LatentShape{1, 8, 6}, LatentShape{3, 4, 8}}) {  // T = 1 is an image: same path
     const size_t n = size_t(2) * s.frames * s.height * s.width * c.in_channels;
     auto x = test::random_vector(n, rng);
     RunOut a = run(m, dense, s, x, 500.0, {{3, 7}, {10, 10}});
@@ -65,7 +66,7 @@ TEST(Model, ForwardShapesAndDeterminism) {
     for (float v : a.out) ASSERT_TRUE(std::isfinite(v));
     EXPECT_EQ(a.out, b.out);
     ASSERT_EQ(a.blocks.size(), size_t(c.num_layers));
-    EXPECT_EQ(a.blocks[0].shape(), (std::vector<int64_t>{2, s.tokens(c), c.dim}));
+    EXPECT_EQ(a.blocks[0].shape(), (std::vector<int64_t>{2, c.tokens(s), c.dim}));
     // The two batch entries have different conditions, so different outputs.
     EXPECT_GT(test::max_abs_diff(a.out.data(), a.out.data() + n / 2, n / 2), 1e-4);
   }
@@ -73,10 +74,10 @@ TEST(Model, ForwardShapesAndDeterminism) {
 
 TEST(Model, BatchEntriesAreIndependent) {
   const DiTConfig c = small_config();
-  DiTModel m(c, DiTWeights::random(c, 8));
+  pipeline::Model m = test::random_model(c, 8);
   attn::DenseBackend dense;
   auto rng = test::fresh_rng();
-  const VideoShape s{2, 4, 4};
+  const LatentShape s{2, 4, 4};
   const size_t n = size_t(s.frames) * s.height * s.width * c.in_channels;
   auto x = test::random_vector(2 * n, rng);
   RunOut both = run(m, dense, s, x, 300.0, {{1, 2}, {4, 5}});
@@ -87,15 +88,15 @@ TEST(Model, BatchEntriesAreIndependent) {
 
 TEST(Model, OutputIsIndependentOfTheTokenOrder) {
   const DiTConfig c = small_config();
-  DiTModel m1(c, DiTWeights::random(c, 9)), m2(c, DiTWeights::random(c, 9));
+  pipeline::Model m1 = test::random_model(c, 9), m2 = test::random_model(c, 9);
   attn::DenseBackend dense;
   ReversedDense reversed;
   auto rng = test::fresh_rng();
-  const VideoShape s{3, 6, 4};
+  const LatentShape s{3, 6, 4};
   auto x = test::random_vector(size_t(s.frames) * s.height * s.width * c.in_channels, rng);
   RunOut a = run(m1, dense, s, x, 700.0, {{0, 9}});
   RunOut b = run(m2, reversed, s, x, 700.0, {{0, 9}});
-  EXPECT_FALSE(m2.layout().is_identity());
+  EXPECT_FALSE(m2.dit->layout().is_identity());
   // Same math in another summation order: float rounding only.
   EXPECT_LT(test::nmse(b.out.data(), a.out.data(), a.out.size()), 1e-10);
   for (size_t l = 0; l < a.blocks.size(); ++l)
@@ -104,30 +105,31 @@ TEST(Model, OutputIsIndependentOfTheTokenOrder) {
 
 TEST(Model, GuardsNameTheProblem) {
   const DiTConfig c = small_config();
-  DiTModel m(c, DiTWeights::random(c, 1));
+  pipeline::Model m = test::random_model(c, 1);
   attn::DenseBackend dense;
   std::vector<float> x(size_t(3 * 4 * 4 * 2)), out(x.size());
   double t = 0;
   // Frames not divisible by the patch.
   DiTConfig c2 = c;
   c2.patch_t = 2;
-  DiTModel m2(c2, DiTWeights::random(c2, 1));
+  pipeline::Model m2 = test::random_model(c2, 1);
   try {
-    m2.forward(x.data(), VideoShape{3, 4, 4}, 1, &t, m2.label_context({{1, 2}}), dense, {}, out.data());
+    m2.dit->forward(x.data(), LatentShape{3, 4, 4}, 1, &t, test::label_rows(m2, {{1, 2}}), dense, {}, out.data());
     FAIL() << "expected an error";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("frames = 3"), std::string::npos) << e.what();
   }
   // Label out of range.
-  EXPECT_THROW(m.label_context({{1, 11}}), std::invalid_argument);
-  EXPECT_THROW(m.label_context({{1}}), std::invalid_argument);
+  EXPECT_THROW(test::label_rows(m, {{1, 11}}), std::invalid_argument);
+  EXPECT_THROW(test::label_rows(m, {{1}}), std::invalid_argument);
+  EXPECT_THROW(m.conditioner->context(Condition{{1, 10}}, true), std::invalid_argument);  // 10: the null label
   // A NaN weight surfaces as a NumericalError naming the block.
   DiTWeights w = DiTWeights::random(c, 2);
   w.blocks[1].ffn2.bias[0] = NAN;
-  DiTModel bad(c, std::move(w));
+  pipeline::Model bad = pipeline::assemble_model(c, std::move(w));
   std::vector<float> x1(size_t(1 * 4 * 4 * 2), 0.5f), o1(x1.size());
   try {
-    bad.forward(x1.data(), VideoShape{1, 4, 4}, 1, &t, bad.label_context({{1, 2}}), dense, {}, o1.data());
+    bad.dit->forward(x1.data(), LatentShape{1, 4, 4}, 1, &t, test::label_rows(bad, {{1, 2}}), dense, {}, o1.data());
     FAIL() << "expected a NumericalError";
   } catch (const NumericalError& e) {
     EXPECT_EQ(e.layer(), 1);

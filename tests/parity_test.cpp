@@ -7,10 +7,11 @@
 
 #include <cmath>
 
-#include "apps/pipeline.h"
+#include "pipeline/generate.h"
 #include "attention/backend.h"
 #include "eval/metrics.h"
 #include "io/weights_h5.h"
+#include "tests/model_util.h"
 #include "tests/test_util.h"
 
 namespace ditgen {
@@ -52,26 +53,27 @@ class Parity : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     io::LoadedModel m = io::load_weights(kModel);
-    model_ = new DiTModel(m.config, std::move(m.weights));
+    model_ = new pipeline::Model(pipeline::assemble_model(m.config, std::move(m.weights)));
   }
   static void TearDownTestSuite() { delete model_; }
-  static DiTModel* model_;
+  static pipeline::Model* model_;
 };
-DiTModel* Parity::model_ = nullptr;
+pipeline::Model* Parity::model_ = nullptr;
 
-void check_group(DiTModel& model, hid_t file, const std::string& group, bool blocks) {
+void check_group(pipeline::Model& m, hid_t file, const std::string& group, bool blocks) {
+  DiTModel& model = *m.dit;
   std::vector<int64_t> xs;
   const std::vector<double> xd = read(file, group + "/x", &xs);
   ASSERT_EQ(xs.size(), 5u);
   const int batch = int(xs[0]);
-  const VideoShape shape{int(xs[1]), int(xs[2]), int(xs[3])};
+  const LatentShape shape{int(xs[1]), int(xs[2]), int(xs[3])};
   std::vector<float> x(xd.begin(), xd.end()), out(x.size(), NAN);
   const std::vector<double> t = read(file, group + "/t");
   const std::vector<double> lab = read(file, group + "/labels");
   std::vector<std::vector<int>> labels(static_cast<size_t>(batch));
   for (int b = 0; b < batch; ++b)
     for (int j = 0; j < model.config().ctx_len; ++j) labels[size_t(b)].push_back(int(lab[size_t(b * model.config().ctx_len + j)]));
-  const Tensor ctx = model.label_context(labels);
+  const Tensor ctx = test::label_rows(m, labels);
   const std::vector<double> raw = read(file, group + "/raw_ctx");
   EXPECT_LE(rel_error(ctx.data(), raw, raw.size()), 1e-6) << group << " raw context";
   std::vector<Tensor> captured;
@@ -113,7 +115,7 @@ double attr(hid_t obj, const char* name) {
 
 // Runs group `name` of golden_sample.h5 through the C++ pipeline; returns the PSNR (float
 // output, range 2) of the C++ video against PyTorch's.
-double sampling_psnr(DiTModel& model, const std::string& name) {
+double sampling_psnr(pipeline::Model& model, const std::string& name) {
   hid_t file = H5Fopen(kSample.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   EXPECT_GE(file, 0) << "cannot open " << kSample;
   hid_t group = H5Gopen2(file, name.c_str(), H5P_DEFAULT);
@@ -121,17 +123,17 @@ double sampling_psnr(DiTModel& model, const std::string& name) {
   std::vector<int64_t> shape;
   const std::vector<double> ref = read(file, name + "/output", &shape);
   const std::vector<double> labels = read(file, name + "/labels");
-  app::GenerateOptions opt;
-  opt.shape = VideoShape{int(shape[0]), int(shape[1]), int(shape[2])};
+  pipeline::GenerateOptions opt;
+  opt.shape = LatentShape{int(shape[0]), int(shape[1]), int(shape[2])};
   opt.steps = int(attr(file, "steps"));
   opt.cfg = attr(file, "cfg");
   opt.seed = uint64_t(attr(group, "seed"));
-  opt.labels = {int(labels[0]), int(labels[1])};
+  opt.condition.labels = {int(labels[0]), int(labels[1])};
   opt.solver = name.substr(0, name.find('_'));
   H5Gclose(group);
   H5Fclose(file);
   attn::DenseBackend dense;
-  const app::GenerateResult r = app::generate(model, dense, opt);
+  const pipeline::GenerateResult r = pipeline::generate(model, dense, opt);
   const std::vector<float> reff(ref.begin(), ref.end());
   const double psnr = eval::psnr(reff.data(), r.video.data(), int64_t(ref.size()), 2.0);
   std::printf("%s: PSNR of the C++ run against PyTorch's: %.2f dB\n", name.c_str(), psnr);

@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "attention/recall_probe.h"
+#include "attention/sparse/recall_probe.h"
 #include "attention/spec.h"
 #include "tests/test_util.h"
 

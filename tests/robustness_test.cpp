@@ -13,7 +13,8 @@
 #include <set>
 #include <thread>
 
-#include "apps/pipeline.h"
+#include "pipeline/generate.h"
+#include "pipeline/isolated_loader.h"
 #include "attention/spec.h"
 #include "eval/metrics.h"
 #include "io/atomic_file.h"
@@ -21,6 +22,7 @@
 #include "io/weights_h5.h"
 #include "tests/fuzz/harness.h"
 #include "tests/fuzz/harness_cli.h"
+#include "tests/model_util.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -176,20 +178,20 @@ DiTConfig small_config() {
   return c;
 }
 
-app::GenerateResult run(DiTModel& model, const std::string& attn, int threads, int steps = 3) {
+pipeline::GenerateResult run(pipeline::Model& model, const std::string& attn, int threads, int steps = 3) {
   omp_set_num_threads(threads);
   auto backend = attn::make_backend(attn);
-  app::GenerateOptions o;
-  o.shape = VideoShape{4, 32, 32};  // 4 x 8 x 8 = 256 tokens
-  o.labels = {3, 7};
+  pipeline::GenerateOptions o;
+  o.shape = LatentShape{4, 32, 32};  // 4 x 8 x 8 = 256 tokens
+  o.condition.labels = {3, 7};
   o.steps = steps;
   o.cfg = 4;
   o.seed = 99;
-  return app::generate(model, *backend, o);
+  return pipeline::generate(model, *backend, o);
 }
 
 TEST(InterruptInProcess, StopsAfterTheCurrentStep) {
-  DiTModel model(small_config(), DiTWeights::random(small_config(), 5));
+  pipeline::Model model = test::random_model(small_config(), 5);
   io::request_interrupt();
   EXPECT_THROW(run(model, "dense", 2), io::Interrupted);
   io::clear_interrupt();
@@ -198,7 +200,7 @@ TEST(InterruptInProcess, StopsAfterTheCurrentStep) {
 const char* kSpecs[] = {"dense", "radial", "window:window=3x3x3,tile=2x2x2", "svg", "topp:p=0.8"};
 
 TEST(Determinism, SameSeedAndSettingsAreBitIdenticalForAFixedThreadCount) {
-  DiTModel model(small_config(), DiTWeights::random(small_config(), 5));
+  pipeline::Model model = test::random_model(small_config(), 5);
   for (const char* spec : kSpecs)
     for (int threads : {1, 2}) {
       const auto a = run(model, spec, threads), b = run(model, spec, threads);
@@ -210,7 +212,7 @@ TEST(Determinism, SameSeedAndSettingsAreBitIdenticalForAFixedThreadCount) {
 }
 
 TEST(Determinism, OneAndTwoThreadsAgreeToAtLeast60dB) {
-  DiTModel model(small_config(), DiTWeights::random(small_config(), 5));
+  pipeline::Model model = test::random_model(small_config(), 5);
   for (const char* spec : kSpecs) {
     const auto a = run(model, spec, 1), b = run(model, spec, 2);
     ASSERT_EQ(a.frames.data.size(), b.frames.data.size());
@@ -265,7 +267,7 @@ TEST(FuzzInputs, Weights) { replay("weights", fuzz::weights_one); }
 
 // Files on which libhdf5 1.10 itself crashes (heap overflows and SEGVs in its attribute and
 // dataset decoding; docs/robustness.md). They cannot be replayed in-process; the engine reads
-// weight files in a child process (app::load_weights_isolated), so ditgen reports them as a
+// weight files in a child process (pipeline::load_weights_isolated), so ditgen reports them as a
 // runtime error and writes nothing.
 TEST(FuzzInputs, WeightFilesThatCrashLibhdf5AreRefusedCleanly) {
   const fs::path d = fs::path(DITGEN_SOURCE_DIR) / "tests/fuzz/regressions/weights_libhdf5";
@@ -289,7 +291,7 @@ TEST(IsolatedLoad, SameWeightsAsInProcessAndTheLoadersMessages) {
   DiTWeights w = DiTWeights::random(c, 17);
   const std::string p = dir / "m.h5";
   io::save_weights(p, c, w, io::DiskType::BFloat16, false);
-  io::LoadedModel a = io::load_weights(p), b = app::load_weights_isolated(p);
+  io::LoadedModel a = io::load_weights(p), b = pipeline::load_weights_isolated(p);
   EXPECT_EQ(a.config.fields(), b.config.fields());
   ASSERT_EQ(a.tensors.size(), b.tensors.size());
   auto ta = a.weights.tensor_table(a.config), tb = b.weights.tensor_table(b.config);
@@ -302,10 +304,10 @@ TEST(IsolatedLoad, SameWeightsAsInProcessAndTheLoadersMessages) {
     EXPECT_EQ(std::memcmp(ta[i].tensor->data(), tb[i].tensor->data(), sizeof(float) * size_t(ta[i].tensor->size())), 0)
         << ta[i].name;
   }
-  const io::LoadedModel t = app::load_weights_isolated(p, false);
+  const io::LoadedModel t = pipeline::load_weights_isolated(p, false);
   EXPECT_EQ(t.tensors.size(), a.tensors.size());
   try {
-    app::load_weights_isolated(dir / "missing.h5");
+    pipeline::load_weights_isolated(dir / "missing.h5");
     ADD_FAILURE() << "no error";
   } catch (const std::runtime_error& e) {
     EXPECT_EQ(std::string(e.what()), "weight file '" + (dir / "missing.h5") + "': no such file");

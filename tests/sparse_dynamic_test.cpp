@@ -7,10 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "attention/kernel.h"
-#include "attention/mask.h"
-#include "attention/paro.h"
-#include "attention/reorder.h"
+#include "attention/kernel/kernel.h"
+#include "attention/mask/mask.h"
+#include "attention/methods/paro.h"
+#include "attention/mask/reorder.h"
 #include "attention/spec.h"
 
 using namespace ditgen;

@@ -5,11 +5,11 @@
 #include <cmath>
 #include <random>
 
-#include "attention/kernel.h"
-#include "attention/mask.h"
-#include "attention/radial.h"
-#include "attention/reorder.h"
-#include "attention/window.h"
+#include "attention/kernel/kernel.h"
+#include "attention/mask/mask.h"
+#include "attention/mask/radial.h"
+#include "attention/mask/reorder.h"
+#include "attention/mask/window.h"
 
 using namespace ditgen;
 using namespace ditgen::attn;

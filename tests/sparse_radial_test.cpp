@@ -4,9 +4,9 @@
 
 #include <cmath>
 
-#include "attention/methods.h"
-#include "attention/radial.h"
-#include "attention/sparse_backend.h"
+#include "attention/methods/methods.h"
+#include "attention/mask/radial.h"
+#include "attention/sparse/sparse_backend.h"
 
 using namespace ditgen;
 using namespace ditgen::attn;

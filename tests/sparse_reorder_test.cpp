@@ -5,7 +5,7 @@
 #include <set>
 #include <stdexcept>
 
-#include "attention/reorder.h"
+#include "attention/mask/reorder.h"
 
 using namespace ditgen;
 using namespace ditgen::attn;

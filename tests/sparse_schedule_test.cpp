@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "attention/schedule.h"
-#include "attention/sparse_backend.h"
+#include "attention/sparse/schedule.h"
+#include "attention/sparse/sparse_backend.h"
 #include "attention/spec.h"
 #include "tests/test_util.h"
 

@@ -6,8 +6,8 @@
 
 #include <cstdio>
 
-#include "attention/methods.h"
-#include "attention/paro.h"
+#include "attention/methods/methods.h"
+#include "attention/methods/paro.h"
 #include "attention/spec.h"
 #include "test_util.h"
 

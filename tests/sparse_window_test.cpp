@@ -4,9 +4,9 @@
 #include <cmath>
 #include <random>
 
-#include "attention/kernel.h"
+#include "attention/kernel/kernel.h"
 #include "attention/spec.h"
-#include "attention/window.h"
+#include "attention/mask/window.h"
 
 using namespace ditgen;
 using namespace ditgen::attn;

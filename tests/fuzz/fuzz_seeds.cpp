@@ -6,8 +6,8 @@
 #include <fstream>
 #include <iostream>
 
-#include "attention/paro.h"
-#include "attention/reorder.h"
+#include "attention/methods/paro.h"
+#include "attention/mask/reorder.h"
 #include "dit/weights.h"
 #include "io/weights_h5.h"
 

@@ -24,9 +24,10 @@
 #include <vector>
 
 #include "attention/backend.h"
-#include "attention/paro.h"
+#include "attention/methods/paro.h"
 #include "attention/spec.h"
 #include "dit/model.h"
+#include "pipeline/family.h"
 #include "io/weights_h5.h"
 
 namespace ditgen::fuzz {
@@ -168,18 +169,19 @@ inline std::string weights_one(const uint8_t* data, size_t size) {
   }
   const DiTConfig& c = m.config;
   if (params > 200000 || c.num_classes == 0) return "";
-  VideoShape shape;
+  LatentShape shape;
   shape.frames = c.patch_t;
   shape.height = 2 * c.patch_h;
   shape.width = 2 * c.patch_w;
-  if (shape.tokens(c) * int64_t(c.dim) > 1 << 16 || int64_t(c.ctx_len) * c.ctx_dim > 1 << 16) return "";
-  DiTModel model(c, std::move(m.weights));
+  if (c.tokens(shape) * int64_t(c.dim) > 1 << 16 || int64_t(c.ctx_len) * c.ctx_dim > 1 << 16) return "";
+  pipeline::Model parts = pipeline::assemble_model(c, std::move(m.weights));
+  DiTModel& model = *parts.dit;
   attn::DenseBackend dense;
   const int64_t n = int64_t(shape.frames) * shape.height * shape.width * c.in_channels;
   std::vector<float> x = fixed_values(size_t(n), 4);
   std::vector<float> v(static_cast<size_t>(n));
   const std::vector<int> labels(size_t(c.ctx_len), 0);
-  const Tensor ctx = model.label_context({labels});
+  const Tensor ctx = parts.conditioner->context(Condition{labels}, false);
   const double t = 500.0;
   attn::AttentionContext actx;
   try {

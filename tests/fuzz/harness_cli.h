@@ -18,7 +18,7 @@
 #include "apps/bench_util.h"
 #include "apps/cli_common.h"
 #include "apps/commands.h"
-#include "attention/kernel.h"
+#include "attention/kernel/kernel.h"
 #include "dit/gemm.h"
 #include "sampler/sampler.h"
 

@@ -1,0 +1,51 @@
+#include "pipeline/family.h"
+
+#include "cond/labels.h"
+#include "pipeline/isolated_loader.h"
+
+namespace ditgen::pipeline {
+
+DiTConfig tiny_config() {
+  DiTConfig c;
+  c.dim = 64;
+  c.ffn_dim = 128;
+  c.num_heads = 2;
+  c.num_layers = 2;
+  c.freq_dim = 32;
+  c.ctx_dim = 32;
+  c.frame_height = 32;
+  c.frame_width = 32;
+  c.sample_steps = 4;
+  return c;
+}
+
+Model assemble_model(const DiTConfig& cfg, DiTWeights w) {
+  cfg.validate();
+  Model m;
+  if (cfg.num_classes > 0) {
+    m.family = "labels";
+    m.conditioner = std::make_unique<LabelConditioner>(cfg.num_classes, cfg.ctx_len, std::move(w.label_embedding),
+                                                       std::move(w.label_position));
+  } else {
+    m.family = "raw-context";
+  }
+  m.dit = std::make_unique<DiTModel>(cfg, std::move(w));
+  m.decoder = std::make_unique<PixelDecoder>();
+  m.defaults.steps = cfg.sample_steps;
+  m.defaults.cfg = cfg.sample_cfg;
+  m.defaults.shift = cfg.sample_shift;
+  m.defaults.height = cfg.frame_height;
+  m.defaults.width = cfg.frame_width;
+  return m;
+}
+
+Model load_model(const std::string& spec) {
+  if (spec == "builtin:tiny") {
+    const DiTConfig c = tiny_config();
+    return assemble_model(c, DiTWeights::random(c, 1234));
+  }
+  io::LoadedModel m = load_weights_isolated(spec, true);
+  return assemble_model(m.config, std::move(m.weights));
+}
+
+}  // namespace ditgen::pipeline

@@ -1,0 +1,21 @@
+#pragma once
+// Test helper for the model fixtures: a model assembled from random weights as load_model
+// would, and the label context rows of its conditioner.
+#include <cstdint>
+#include <vector>
+
+#include "cond/labels.h"
+#include "pipeline/family.h"
+
+namespace ditgen::test {
+
+inline pipeline::Model random_model(const DiTConfig& c, uint64_t seed) {
+  return pipeline::assemble_model(c, DiTWeights::random(c, seed));
+}
+
+// (B, L, E) context of label lists (entries 0..K, K the null label).
+inline Tensor label_rows(const pipeline::Model& m, const std::vector<std::vector<int>>& labels) {
+  return dynamic_cast<const LabelConditioner&>(*m.conditioner).rows(labels);
+}
+
+}  // namespace ditgen::test
