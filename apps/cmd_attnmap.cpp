@@ -36,9 +36,9 @@ class DecayProbe : public attn::DenseBackend {
   // key: step, layer, head, axis (0 temporal, 1 spatial), distance
   std::map<std::tuple<int, int, int, int, int>, Cell> cells;
 
-  void attend(const attn::AttentionInputs& in, float* out, const attn::AttentionContext& ctx) override {
-    attn::DenseBackend::attend(in, out, ctx);
-    if (!steps_.count(ctx.step)) return;
+  attn::AttendReport attend(const attn::AttentionInputs& in, float* out, const attn::AttentionContext& ctx) override {
+    attn::AttendReport report = attn::DenseBackend::attend(in, out, ctx);
+    if (!steps_.count(ctx.step)) return report;
     const TokenLayout& L = *in.layout;
     std::mt19937_64 rng(seed_ * 1000003 + uint64_t(ctx.step) * 131 + uint64_t(ctx.layer));
     std::uniform_int_distribution<int64_t> pick(0, in.tokens - 1);
@@ -80,6 +80,7 @@ class DecayProbe : public attn::DenseBackend {
       for (int d = 0; d < tmax; ++d) add(ctx, h, 0, d, tm[i][size_t(d)], tk[i][size_t(d)]);
       for (int d = 0; d < smax; ++d) add(ctx, h, 1, d, sm[i][size_t(d)], sk[i][size_t(d)]);
     }
+    return report;
   }
 
  private:

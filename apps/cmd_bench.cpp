@@ -23,6 +23,7 @@
 #include "apps/commands.h"
 #include "attention/kernel/block_map.h"
 #include "attention/kernel/kernel.h"
+#include "attention/mask/mask.h"
 #include "dit/gemm.h"
 
 namespace ditgen::app::bench {
@@ -46,33 +47,6 @@ std::vector<double> parse_densities(const std::string& text) {
 }
 
 namespace {
-
-// A random block map of about `density`: each query block keeps its diagonal block and
-// round(density·nb) - 1 others drawn uniformly; one map for all heads.
-attn::BlockMap random_block_map(int64_t tokens, int block, double density, uint64_t seed) {
-  attn::BlockMap m;
-  m.tokens = tokens;
-  m.block = block;
-  const int nb = m.num_blocks();
-  const int per_row = std::clamp(int(std::lround(density * nb)), 1, nb);
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> others;
-  m.full_ptr.push_back(0);
-  m.partial_ptr.assign(size_t(nb) + 1, 0);
-  for (int qb = 0; qb < nb; ++qb) {
-    others.clear();
-    for (int kb = 0; kb < nb; ++kb)
-      if (kb != qb) others.push_back(kb);
-    std::shuffle(others.begin(), others.end(), rng);
-    std::vector<int32_t> cols(others.begin(), others.begin() + (per_row - 1));
-    cols.push_back(qb);
-    std::sort(cols.begin(), cols.end());
-    m.full_cols.insert(m.full_cols.end(), cols.begin(), cols.end());
-    m.full_ptr.push_back(int64_t(m.full_cols.size()));
-  }
-  m.validate();
-  return m;
-}
 
 struct AttentionArgs {
   int64_t tokens = 4096;
@@ -115,7 +89,7 @@ void run_attention_bench(const AttentionArgs& a) {
   }
   const attn::BlockMap dense = attn::BlockMap::dense(n, a.block);
   std::vector<attn::BlockMap> sparse;
-  for (size_t i = 0; i < densities.size(); ++i) sparse.push_back(random_block_map(n, a.block, densities[i], a.seed + 1 + i));
+  for (size_t i = 0; i < densities.size(); ++i) sparse.push_back(attn::random_block_map(n, a.block, densities[i], a.seed + 1 + i));
   const double flops = 4.0 * double(n) * double(n) * d * h;
 
   std::cout << "bench attention: tokens " << n << ", head_dim " << d << ", heads " << h << ", block " << a.block
@@ -130,7 +104,7 @@ void run_attention_bench(const AttentionArgs& a) {
     auto run = [&](const attn::BlockMap& m, Times& t) {
       const double c0 = process_cpu_seconds();
       const auto t0 = Clock::now();
-      attn::block_sparse_attention(q.data(), k.data(), v.data(), out.data(), h, n, d, m, opt);
+      attn::AttentionKernel(opt).run(self_attention(q.data(), k.data(), v.data(), out.data(), h, n, d, &m));
       t.wall.push_back(seconds_since(t0));
       t.cpu.push_back(process_cpu_seconds() - c0);
     };

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "attention/kernel/kernel.h"
 #include "core/layout.h"
@@ -29,20 +30,27 @@ struct AttentionInputs {
   size_t elements() const { return size_t(batch) * size_t(heads) * size_t(tokens) * size_t(head_dim); }
 };
 
+// What one attend() computed. `map` points into the backend and stays valid until its next
+// attend().
+struct AttendReport {
+  double density = 1.0;           // share of the N x N query-key pairs computed (1 for dense)
+  const BlockMap* map = nullptr;  // the pairs attended; nullptr: every pair
+  // Per head (cyclically), the map position of each engine position; empty: the engine's order.
+  std::vector<std::vector<int32_t>> kernel_pos;
+  // Whether pair (query q, key k) of head `head` (0..B*NH-1) was attended, positions in the
+  // engine's layout order. Used to measure attention recall.
+  bool allows(int head, int64_t q, int64_t k) const;
+};
+
 class AttentionBackend {
  public:
   virtual ~AttentionBackend() = default;
   // out: (B*NH, N, Dh); every element written.
-  virtual void attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) = 0;
+  virtual AttendReport attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) = 0;
   // The spec in full, with defaults spelled out (e.g. "dense:block=64").
   virtual std::string spec() const = 0;
-  // Share of query-key pairs computed by the last attend() (1 for dense).
-  virtual double last_density() const { return 1.0; }
   // The token order the engine should run in on a Tp x Hp x Wp grid (applied once per forward).
   virtual TokenLayout layout(int tp, int hp, int wp) const { return TokenLayout(tp, hp, wp); }
-  // Whether the last attend() computed pair (query q, key k) of head `head` (0..B*NH-1),
-  // positions in the engine's layout order. Used to measure attention recall.
-  virtual bool last_allows(int head, int64_t q, int64_t k) const { return true; }
   // Human-readable notes for --json (e.g. profiling cost, switch steps); empty by default.
   virtual std::string report_json() const { return "{}"; }
   // Bytes the backend keeps between calls for a run of this shape (B*NH heads of N tokens,
@@ -53,14 +61,14 @@ class AttentionBackend {
 // Dense: the block-sparse kernel with every block listed.
 class DenseBackend : public AttentionBackend {
  public:
-  explicit DenseBackend(int block = 64, KernelOptions opt = {}) : block_(block), opt_(opt) {}
-  void attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override;
+  explicit DenseBackend(int block = 64, KernelOptions opt = {}) : block_(block), kernel_(opt) {}
+  AttendReport attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override;
   std::string spec() const override;
   int64_t state_bytes(int64_t tokens, int batch, int heads, int head_dim, int num_layers) const override;
 
  private:
   int block_;
-  KernelOptions opt_;
+  AttentionKernel kernel_;
   BlockMap map_;
 };
 

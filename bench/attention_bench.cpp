@@ -11,6 +11,7 @@
 
 #include "attention/kernel/block_map.h"
 #include "attention/kernel/kernel.h"
+#include "attention/mask/mask.h"
 
 namespace {
 
@@ -26,29 +27,6 @@ struct Data {
   }
 };
 
-BlockMap random_map(int64_t n, int block, double density) {
-  BlockMap m;
-  m.tokens = n;
-  m.block = block;
-  const int nb = m.num_blocks();
-  const int per_row = std::clamp(int(std::lround(density * nb)), 1, nb);
-  std::mt19937_64 rng(2);
-  m.full_ptr.push_back(0);
-  m.partial_ptr.assign(size_t(nb) + 1, 0);
-  for (int qb = 0; qb < nb; ++qb) {
-    std::vector<int32_t> others;
-    for (int kb = 0; kb < nb; ++kb)
-      if (kb != qb) others.push_back(kb);
-    std::shuffle(others.begin(), others.end(), rng);
-    others.resize(size_t(per_row - 1));
-    others.push_back(qb);
-    std::sort(others.begin(), others.end());
-    m.full_cols.insert(m.full_cols.end(), others.begin(), others.end());
-    m.full_ptr.push_back(int64_t(m.full_cols.size()));
-  }
-  return m;
-}
-
 const Isa kIsas[] = {Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16};
 
 // Args: tokens, head_dim, block, isa index, density in percent (100 = dense).
@@ -63,9 +41,9 @@ void BM_Attention(benchmark::State& state) {
   }
   const int heads = 2;
   Data x(heads, n, d);
-  const BlockMap m = density >= 1.0 ? BlockMap::dense(n, block) : random_map(n, block, density);
+  const BlockMap m = density >= 1.0 ? BlockMap::dense(n, block) : random_block_map(n, block, density, 2);
   for (auto _ : state) {
-    block_sparse_attention(x.q.data(), x.k.data(), x.v.data(), x.out.data(), heads, n, d, m, {isa});
+    AttentionKernel({isa}).run(self_attention(x.q.data(), x.k.data(), x.v.data(), x.out.data(), heads, n, d, &m));
     benchmark::DoNotOptimize(x.out.data());
   }
   const double flops = 4.0 * double(n) * double(n) * d * heads * m.pair_density();

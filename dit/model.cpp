@@ -197,6 +197,28 @@ void DiTModel::forward(const float* x, const LatentShape& shape, int batch, cons
   }
 }
 
+void DiTModel::to_heads(const float* rows, int batch, int64_t n, float* heads) const {
+  const int NH = cfg_.num_heads, Dh = cfg_.head_dim();
+  const int64_t D = cfg_.dim;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < int64_t(batch) * n; ++r) {
+    const int64_t b = r / n, i = r % n;
+    for (int h = 0; h < NH; ++h)
+      std::memcpy(heads + ((b * NH + h) * n + i) * Dh, rows + r * D + h * Dh, sizeof(float) * size_t(Dh));
+  }
+}
+
+void DiTModel::from_heads(const float* heads, int batch, int64_t n, float* rows) const {
+  const int NH = cfg_.num_heads, Dh = cfg_.head_dim();
+  const int64_t D = cfg_.dim;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < int64_t(batch) * n; ++r) {
+    const int64_t b = r / n, i = r % n;
+    for (int h = 0; h < NH; ++h)
+      std::memcpy(rows + r * D + h * Dh, heads + ((b * NH + h) * n + i) * Dh, sizeof(float) * size_t(Dh));
+  }
+}
+
 void DiTModel::block_forward(int layer, int batch, const Tensor& e0, const Tensor& ctx,
                              attn::AttentionBackend& backend, attn::AttentionContext actx, ForwardProfile* profile) {
   const BlockWeights& w = w_.blocks[size_t(layer)];
@@ -238,14 +260,10 @@ void DiTModel::block_forward(int layer, int batch, const Tensor& e0, const Tenso
   attn::AttentionInputs in;
   in.q = q_.data(), in.k = k_.data(), in.v = v_.data();
   in.batch = batch, in.heads = NH, in.tokens = N, in.head_dim = Dh, in.layout = &layout_;
-  timed(profile ? &profile->attention_seconds : nullptr, [&] { backend.attend(in, attn_.data(), actx); });
-  if (profile) profile->add_density(layer, backend.last_density());
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < BN; ++r) {
-    const int64_t b = r / N, i = r % N;
-    for (int h = 0; h < NH; ++h)
-      std::memcpy(a_.data() + r * D + h * Dh, attn_.data() + ((b * NH + h) * N + i) * Dh, sizeof(float) * size_t(Dh));
-  }
+  attn::AttendReport report;
+  timed(profile ? &profile->attention_seconds : nullptr, [&] { report = backend.attend(in, attn_.data(), actx); });
+  if (profile) profile->add_density(layer, report.density);
+  from_heads(attn_.data(), batch, N, a_.data());
   y_.reset({BN, D});
   timed(lin, [&] { ops::linear(a_.data(), BN, D, w.sa_o.weight.data(), w.sa_o.bias.data(), D, y_.data()); });
   for (int b = 0; b < batch; ++b) ops::gated_add(x_.data() + b * N * D, y_.data() + b * N * D, m(b, 2), N, D);
@@ -258,35 +276,16 @@ void DiTModel::block_forward(int layer, int batch, const Tensor& e0, const Tenso
   ops::layer_norm(x_.data(), BN, D, cfg_.eps, w.norm3_w.data(), w.norm3_b.data(), a_.data());
   timed(lin, [&] { ops::linear(a_.data(), BN, D, w.ca_q.weight.data(), w.ca_q.bias.data(), D, y_.data()); });
   ops::rms_norm(y_.data(), BN, D, cfg_.eps, w.ca_norm_q.data(), y_.data());
-  const float scale = 1.0f / std::sqrt(float(Dh));
-#pragma omp parallel
-  {
-    std::vector<float> s(static_cast<size_t>(L));
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < BN; ++r) {
-      const int64_t b = r / N;
-      for (int h = 0; h < NH; ++h) {
-        const float* qh = y_.data() + r * D + h * Dh;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < L; ++j) {
-          const float* kh = ck.data() + (b * L + j) * D + h * Dh;
-          float d = 0;
-          for (int c = 0; c < Dh; ++c) d += qh[c] * kh[c];
-          s[size_t(j)] = d * scale;
-          mx = std::max(mx, s[size_t(j)]);
-        }
-        float sum = 0;
-        for (int64_t j = 0; j < L; ++j) sum += (s[size_t(j)] = std::exp(s[size_t(j)] - mx));
-        float* o = a_.data() + r * D + h * Dh;
-        for (int c = 0; c < Dh; ++c) o[c] = 0;
-        for (int64_t j = 0; j < L; ++j) {
-          const float p = s[size_t(j)] / sum;
-          const float* vh = cv.data() + (b * L + j) * D + h * Dh;
-          for (int c = 0; c < Dh; ++c) o[c] += p * vh[c];
-        }
-      }
-    }
-  }
+  // The kernel takes heads contiguous: q (B*NH, N, Dh), k and v (B*NH, L, Dh); dense, no mask.
+  to_heads(y_.data(), batch, N, q_.data());
+  Tensor ckh({int64_t(batch) * NH, L, Dh}), cvh({int64_t(batch) * NH, L, Dh});
+  to_heads(ck.data(), batch, L, ckh.data());
+  to_heads(cv.data(), batch, L, cvh.data());
+  attn::AttentionCall cross;
+  cross.q = q_.data(), cross.k = ckh.data(), cross.v = cvh.data(), cross.out = attn_.data();
+  cross.heads = batch * NH, cross.q_len = N, cross.kv_len = L, cross.head_dim = Dh;
+  cross_kernel_.run(cross);
+  from_heads(attn_.data(), batch, N, a_.data());
   timed(lin, [&] { ops::linear(a_.data(), BN, D, w.ca_o.weight.data(), w.ca_o.bias.data(), D, y_.data()); });
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < BN * D; ++i) x_[i] += y_[i];

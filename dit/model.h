@@ -49,6 +49,9 @@ class DiTModel {
  private:
   void prepare(const LatentShape& shape, const attn::AttentionBackend& backend);
   void embed_time(const double* timesteps, int batch, Tensor& e, Tensor& e0);
+  // (B, n, D) rows <-> (B*NH, n, Dh) heads: the pair of permutations around every attention.
+  void to_heads(const float* rows, int batch, int64_t n, float* heads) const;
+  void from_heads(const float* heads, int batch, int64_t n, float* rows) const;
   void block_forward(int layer, int batch, const Tensor& e0, const Tensor& ctx, attn::AttentionBackend& backend,
                      attn::AttentionContext actx, ForwardProfile* profile);
 
@@ -69,6 +72,7 @@ class DiTModel {
   Tensor attn_;     // (B*NH, N, Dh)
   Tensor y_;        // (B, N, D)
   Tensor hidden_;   // (B, N, F)
+  attn::AttentionKernel cross_kernel_;  // cross-attention: dense, float32 (the run's --isa is for self-attention)
   std::vector<Tensor>* capture_ = nullptr;
 };
 

@@ -30,6 +30,7 @@
 
 #include "attention/kernel/block_map.h"
 #include "attention/kernel/kernel.h"
+#include "attention/mask/mask.h"
 #include "tests/test_util.h"
 
 namespace ditgen::attn {
@@ -66,14 +67,15 @@ uint64_t fresh_seed() {
 }
 
 struct Inputs {
-  std::vector<float> q, k, v;
+  std::vector<float> q, k, v;  // (NH, Nq, Dh), (NH, Nkv, Dh), (NH, Nkv, Dh)
 };
 
-Inputs random_inputs(int heads, int64_t tokens, int d, std::mt19937_64& rng, float q_scale = 1.0f) {
+Inputs random_inputs(int heads, int64_t q_len, int64_t kv_len, int d, std::mt19937_64& rng, float q_scale = 1.0f) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   Inputs in;
-  const size_t n = size_t(heads) * size_t(tokens) * size_t(d);
-  in.q.resize(n), in.k.resize(n), in.v.resize(n);
+  in.q.resize(size_t(heads) * size_t(q_len) * size_t(d));
+  in.k.resize(size_t(heads) * size_t(kv_len) * size_t(d));
+  in.v.resize(in.k.size());
   for (auto& x : in.q) x = q_scale * nd(rng);
   for (auto& x : in.k) x = nd(rng);
   for (auto& x : in.v) x = nd(rng);
@@ -95,20 +97,21 @@ double nmse(const std::vector<float>& a, const std::vector<float>& ref) {
 // each logit by at most δ_i = scale·2u·max_j Σ_c |q_ic k_jc|, which moves the output by at
 // most 2δ_i·Σ_j p_ij|v_jc|. The bound is twice the sum, a margin for float32 accumulation and
 // the exp2 polynomial. Returns one bound per element of out, in double precision.
-std::vector<double> bf16_element_bound(const Inputs& in, int heads, int64_t tokens, int d, const BlockMap& map) {
+std::vector<double> bf16_element_bound(const Inputs& in, int heads, int64_t q_len, int64_t kv_len, int d,
+                                       const BlockMap& map) {
   const double u = std::ldexp(1.0, -9);
   const double scale = 1.0 / std::sqrt(double(d));
   std::vector<double> bound(in.q.size());
   std::vector<char> allowed;
-  std::vector<double> s(size_t(tokens), 0.0);
+  std::vector<double> s(size_t(kv_len), 0.0);
   for (int h = 0; h < heads; ++h) {
-    for (int64_t i = 0; i < tokens; ++i) {
+    for (int64_t i = 0; i < q_len; ++i) {
       map.row_keys(map.map_of_head(h), i, allowed);
-      const float* qi = in.q.data() + (int64_t(h) * tokens + i) * d;
+      const float* qi = in.q.data() + (int64_t(h) * q_len + i) * d;
       double mx = -std::numeric_limits<double>::infinity(), max_abs = 0;
-      for (int64_t j = 0; j < tokens; ++j) {
+      for (int64_t j = 0; j < kv_len; ++j) {
         if (!allowed[size_t(j)]) continue;
-        const float* kj = in.k.data() + (int64_t(h) * tokens + j) * d;
+        const float* kj = in.k.data() + (int64_t(h) * kv_len + j) * d;
         double dot = 0, abs_dot = 0;
         for (int c = 0; c < d; ++c) {
           dot += double(qi[c]) * double(kj[c]);
@@ -120,14 +123,14 @@ std::vector<double> bf16_element_bound(const Inputs& in, int heads, int64_t toke
       }
       const double delta = scale * 2 * u * max_abs;
       double sum = 0;
-      for (int64_t j = 0; j < tokens; ++j)
+      for (int64_t j = 0; j < kv_len; ++j)
         if (allowed[size_t(j)]) sum += std::exp(s[size_t(j)] - mx);
-      double* b = bound.data() + (int64_t(h) * tokens + i) * d;
+      double* b = bound.data() + (int64_t(h) * q_len + i) * d;
       std::fill(b, b + d, 0.0);
-      for (int64_t j = 0; j < tokens; ++j) {
+      for (int64_t j = 0; j < kv_len; ++j) {
         if (!allowed[size_t(j)]) continue;
         const double p = std::exp(s[size_t(j)] - mx) / sum;
-        const float* vj = in.v.data() + (int64_t(h) * tokens + j) * d;
+        const float* vj = in.v.data() + (int64_t(h) * kv_len + j) * d;
         for (int c = 0; c < d; ++c) b[c] += p * std::abs(double(vj[c]));
       }
       for (int c = 0; c < d; ++c) b[c] *= 2 * (2 * u + 2 * delta);
@@ -139,62 +142,76 @@ std::vector<double> bf16_element_bound(const Inputs& in, int heads, int64_t toke
 // A random map: each query block keeps its diagonal block (full, or partial with at least the
 // diagonal pairs set) plus about density·nb others, a share `partial` of them under random
 // element masks (set with probability `bit_p`).
-BlockMap random_map(int64_t tokens, int block, int num_maps, double density, double partial, double bit_p,
-                    std::mt19937_64& rng) {
-  BlockMap m;
-  m.tokens = tokens;
-  m.block = block;
-  m.num_maps = num_maps;
-  const int nb = m.num_blocks();
-  const int wpb = m.words_per_block();
+BlockMap random_map(int64_t q_tokens, int64_t kv_tokens, int block, int num_maps, double density, double partial,
+                    double bit_p, std::mt19937_64& rng) {
+  BlockMapBuilder b(q_tokens, kv_tokens, block, num_maps);
+  const int nq = int((q_tokens + block - 1) / block), nk = int((kv_tokens + block - 1) / block);
   std::uniform_real_distribution<double> u(0, 1);
-  m.full_ptr.push_back(0);
-  m.partial_ptr.push_back(0);
+  std::vector<uint64_t> bits(size_t((block * block + 63) / 64));
   for (int map = 0; map < num_maps; ++map) {
-    for (int qb = 0; qb < nb; ++qb) {
+    for (int qb = 0; qb < nq; ++qb) {
+      const int diag = int(int64_t(qb) * nk / nq);  // the block every row keeps
       std::vector<int> cols;
-      for (int kb = 0; kb < nb; ++kb)
-        if (kb == qb || u(rng) < density) cols.push_back(kb);
+      for (int kb = 0; kb < nk; ++kb)
+        if (kb == diag || u(rng) < density) cols.push_back(kb);
       std::shuffle(cols.begin(), cols.end(), rng);
       for (int kb : cols) {
         if (u(rng) < partial) {
-          m.partial_cols.push_back(kb);
-          const size_t base = m.partial_bits.size();
-          m.partial_bits.resize(base + size_t(wpb), 0);
+          std::fill(bits.begin(), bits.end(), 0);
           for (int i = 0; i < block; ++i)
             for (int j = 0; j < block; ++j)
-              if ((kb == qb && i == j) || u(rng) < bit_p) {
-                const int64_t b = int64_t(i) * block + j;
-                m.partial_bits[base + size_t(b >> 6)] |= 1ull << (b & 63);
+              if ((kb == diag && i == j % block) || u(rng) < bit_p) {
+                const int64_t x = int64_t(i) * block + j;
+                bits[size_t(x >> 6)] |= 1ull << (x & 63);
               }
+          b.partial(kb, bits.data());
         } else {
-          m.full_cols.push_back(kb);
+          b.full(kb);
         }
       }
-      m.full_ptr.push_back(int64_t(m.full_cols.size()));
-      m.partial_ptr.push_back(int64_t(m.partial_cols.size()));
+      b.end_row();
     }
   }
-  return m;
+  return b.finish();
+}
+BlockMap random_map(int64_t tokens, int block, int num_maps, double density, double partial, double bit_p,
+                    std::mt19937_64& rng) {
+  return random_map(tokens, tokens, block, num_maps, density, partial, bit_p, rng);
 }
 
-// Runs every supported ISA on (inputs, map) and compares with the reference.
-void check_all_isas(int heads, int64_t tokens, int d, const BlockMap& map, uint64_t seed, float q_scale = 1.0f,
-                    const BlockMap* ref_map = nullptr) {
+// Runs every supported ISA on (inputs, map) and compares output and log-sum-exp with the
+// reference. map == nullptr: the kernel's dense path.
+void check_call(int heads, int64_t q_len, int64_t kv_len, int d, const BlockMap* map, uint64_t seed,
+                float q_scale = 1.0f, const BlockMap* ref_map = nullptr) {
   SCOPED_TRACE("seed " + std::to_string(seed) + ", heads " + std::to_string(heads) + ", tokens " +
-               std::to_string(tokens) + ", head_dim " + std::to_string(d) + ", block " + std::to_string(map.block));
+               std::to_string(q_len) + " x " + std::to_string(kv_len) + ", head_dim " + std::to_string(d) +
+               ", block " + (map ? std::to_string(map->block) : std::string("dense")));
   std::mt19937_64 rng(seed);
-  const Inputs in = random_inputs(heads, tokens, d, rng, q_scale);
-  std::vector<float> ref(in.q.size());
-  reference_attention(in.q.data(), in.k.data(), in.v.data(), ref.data(), heads, tokens, d, ref_map ? ref_map : &map);
+  const Inputs in = random_inputs(heads, q_len, kv_len, d, rng, q_scale);
+  std::vector<float> ref(in.q.size()), ref_lse(size_t(heads) * size_t(q_len));
+  AttentionCall rc = self_attention(in.q.data(), in.k.data(), in.v.data(), ref.data(), heads, q_len, d, ref_map ? ref_map : map);
+  rc.kv_len = kv_len;
+  rc.lse = ref_lse.data();
+  reference_attention(rc);
+  const BlockMap dense = BlockMap::dense(q_len, kv_len, 64);
   for (Isa isa : supported_isas()) {
     SCOPED_TRACE("isa " + isa_name(isa));
     std::vector<float> out(in.q.size(), std::numeric_limits<float>::quiet_NaN());
-    block_sparse_attention(in.q.data(), in.k.data(), in.v.data(), out.data(), heads, tokens, d, map, {isa});
+    std::vector<float> lse(ref_lse.size(), std::numeric_limits<float>::quiet_NaN());
+    AttentionCall c = self_attention(in.q.data(), in.k.data(), in.v.data(), out.data(), heads, q_len, d, map);
+    c.kv_len = kv_len;
+    c.lse = lse.data();
+    AttentionKernel({isa}).run(c);
     for (size_t i = 0; i < out.size(); ++i) ASSERT_TRUE(std::isfinite(out[i])) << "element " << i << " not written";
+    // The log-sum-exp: float32 paths to 1e-5 absolute, the bf16 path to 0.05 (its logits move
+    // by the rounding of q and k, about 2^-8 relative each).
+    const double lse_tol = isa == Isa::Avx512Bf16 ? 5e-2 : 1e-5;
+    for (size_t i = 0; i < lse.size(); ++i)
+      ASSERT_NEAR(lse[i], ref_lse[i], lse_tol * std::max(1.0, std::abs(double(ref_lse[i])))) << "lse of row " << i;
     const double e = nmse(out, ref);
     if (isa == Isa::Avx512Bf16) {
-      const std::vector<double> bound = bf16_element_bound(in, heads, tokens, d, ref_map ? *ref_map : map);
+      const std::vector<double> bound =
+          bf16_element_bound(in, heads, q_len, kv_len, d, ref_map ? *ref_map : map ? *map : dense);
       for (size_t i = 0; i < out.size(); ++i)
         ASSERT_LE(std::abs(double(out[i]) - double(ref[i])), bound[i])
             << "element " << i << ": out " << out[i] << ", reference " << ref[i];
@@ -207,6 +224,12 @@ void check_all_isas(int heads, int64_t tokens, int d, const BlockMap& map, uint6
       EXPECT_LE(e, nmse_tolerance(isa));
     }
   }
+}
+
+// Self-attention of `tokens` under `map`.
+void check_all_isas(int heads, int64_t tokens, int d, const BlockMap& map, uint64_t seed, float q_scale = 1.0f,
+                    const BlockMap* ref_map = nullptr) {
+  check_call(heads, tokens, tokens, d, &map, seed, q_scale, ref_map);
 }
 
 TEST(AttentionKernel, IsaNamesAndResolution) {
@@ -343,11 +366,11 @@ TEST(AttentionKernel, AllOnesPartialEqualsDense) {
   std::fill(part.full_ptr.begin(), part.full_ptr.end(), 0);
   part.partial_bits.assign(part.partial_cols.size() * size_t(part.words_per_block()), ~0ull);
   ASSERT_NO_THROW(part.validate());
-  const Inputs in = random_inputs(2, n, 64, rng);
+  const Inputs in = random_inputs(2, n, n, 64, rng);
   for (Isa isa : supported_isas()) {
     std::vector<float> a(in.q.size()), b(in.q.size());
-    block_sparse_attention(in.q.data(), in.k.data(), in.v.data(), a.data(), 2, n, 64, dense, {isa});
-    block_sparse_attention(in.q.data(), in.k.data(), in.v.data(), b.data(), 2, n, 64, part, {isa});
+    AttentionKernel({isa}).run(self_attention(in.q.data(), in.k.data(), in.v.data(), a.data(), 2, n, 64, &dense));
+    AttentionKernel({isa}).run(self_attention(in.q.data(), in.k.data(), in.v.data(), b.data(), 2, n, 64, &part));
     EXPECT_LE(nmse(b, a), isa == Isa::Avx512Bf16 ? 1e-10 : 1e-13) << isa_name(isa);
   }
 }
@@ -357,17 +380,71 @@ TEST(AttentionKernel, PoisonedOutputFullyWrittenAndThreadCountInvariant) {
   std::mt19937_64 rng(seed);
   const int64_t n = 333;
   const BlockMap m = random_map(n, 64, 1, 0.3, 0.5, 0.5, rng);
-  const Inputs in = random_inputs(3, n, 128, rng);
+  const Inputs in = random_inputs(3, n, n, 128, rng);
   for (Isa isa : supported_isas()) {
     std::vector<float> a(in.q.size(), std::numeric_limits<float>::quiet_NaN());
     std::vector<float> b(in.q.size(), std::numeric_limits<float>::signaling_NaN());
-    block_sparse_attention(in.q.data(), in.k.data(), in.v.data(), a.data(), 3, n, 128, m, {isa, 1});
-    block_sparse_attention(in.q.data(), in.k.data(), in.v.data(), b.data(), 3, n, 128, m, {isa, 2});
+    AttentionKernel({isa, 1}).run(self_attention(in.q.data(), in.k.data(), in.v.data(), a.data(), 3, n, 128, &m));
+    AttentionKernel({isa, 2}).run(self_attention(in.q.data(), in.k.data(), in.v.data(), b.data(), 3, n, 128, &m));
     for (size_t i = 0; i < a.size(); ++i) {
       ASSERT_FALSE(std::isnan(a[i])) << isa_name(isa) << " element " << i;
       ASSERT_EQ(a[i], b[i]) << isa_name(isa) << ": each item is computed by one thread, so the result is bitwise "
                             << "independent of the thread count (element " << i << ")";
     }
+  }
+}
+
+TEST(AttentionKernel, QueriesAndKeysOfDifferentLengths) {
+  // Cross-attention shapes (few keys, many queries; the 512 text tokens of Wan) and more keys
+  // than queries (the window method's summary keys), dense and under random maps.
+  const uint64_t seed = fresh_seed();
+  struct Case {
+    int heads;
+    int64_t q_len, kv_len;
+    int d;
+  };
+  for (const Case& c : {Case{2, 300, 7, 64}, Case{1, 130, 512, 128}, Case{3, 65, 1, 32}, Case{1, 1, 200, 64},
+                        Case{2, 200, 333, 33}})
+    check_call(c.heads, c.q_len, c.kv_len, c.d, nullptr, seed + uint64_t(c.q_len * 7 + c.kv_len));
+  std::mt19937_64 rng(seed);
+  for (int64_t kv : {int64_t(90), int64_t(700)}) {
+    const BlockMap m = random_map(517, kv, 64, 2, 0.3, 0.0, 0.0, rng);
+    ASSERT_NO_THROW(m.validate());
+    check_call(2, 517, kv, 64, &m, seed + uint64_t(kv));
+  }
+}
+
+TEST(AttentionKernel, PartialResultsMergeExactlyByLogSumExp) {
+  // The keys split into two disjoint maps (a random mask and its complement): the two results
+  // merged by their log-sum-exps equal one dense call, for every ISA path.
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const int heads = 2, d = 64;
+  const int64_t n = 300;
+  std::vector<char> keep(size_t(n) * size_t(n));
+  std::bernoulli_distribution half(0.5);
+  for (auto& x : keep) x = half(rng);
+  for (int64_t i = 0; i < n; ++i) keep[size_t(i * n + i)] = 1, keep[size_t(i * n + (i + 1) % n)] = 0;  // rows never empty
+  const FunctionMask a([&](int64_t i, int64_t j) { return keep[size_t(i * n + j)] != 0; });
+  const FunctionMask b([&](int64_t i, int64_t j) { return keep[size_t(i * n + j)] == 0; });
+  const BlockMap ma = compile_mask(a, n, 64), mb = compile_mask(b, n, 64);
+  const Inputs in = random_inputs(heads, n, n, d, rng);
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE("isa " + isa_name(isa));
+    const AttentionKernel k({isa});
+    std::vector<float> oa(in.q.size()), ob(in.q.size()), od(in.q.size());
+    std::vector<float> la(size_t(heads * n)), lb(la.size()), ld(la.size());
+    AttentionCall c = self_attention(in.q.data(), in.k.data(), in.v.data(), oa.data(), heads, n, d, &ma);
+    c.lse = la.data();
+    k.run(c);
+    c.map = &mb, c.out = ob.data(), c.lse = lb.data();
+    k.run(c);
+    c.map = nullptr, c.out = od.data(), c.lse = ld.data();
+    k.run(c);
+    merge_partials(oa.data(), la.data(), ob.data(), lb.data(), heads * n, d);
+    EXPECT_LE(nmse(oa, od), isa == Isa::Avx512Bf16 ? 2e-4 : 1e-10);
+    for (size_t i = 0; i < la.size(); ++i) ASSERT_NEAR(la[i], ld[i], isa == Isa::Avx512Bf16 ? 5e-2 : 1e-5) << "row " << i;
   }
 }
 
@@ -395,10 +472,10 @@ TEST(AttentionKernel, EmptyQueryRowIsRejected) {
   EXPECT_THROW(e.validate(), std::invalid_argument);
   // The kernel reports such a map instead of writing NaN.
   std::mt19937_64 rng(fresh_seed());
-  const Inputs in = random_inputs(1, 128, 64, rng);
+  const Inputs in = random_inputs(1, 128, 128, 64, rng);
   for (Isa isa : supported_isas()) {
     std::vector<float> out(in.q.size(), std::numeric_limits<float>::quiet_NaN());
-    EXPECT_THROW(block_sparse_attention(in.q.data(), in.k.data(), in.v.data(), out.data(), 1, 128, 64, m, {isa}),
+    EXPECT_THROW(AttentionKernel({isa}).run(self_attention(in.q.data(), in.k.data(), in.v.data(), out.data(), 1, 128, 64, &m)),
                  std::invalid_argument)
         << isa_name(isa);
     for (float x : out) ASSERT_FALSE(std::isnan(x));
@@ -408,13 +485,20 @@ TEST(AttentionKernel, EmptyQueryRowIsRejected) {
 TEST(AttentionKernel, RejectsInconsistentInputs) {
   const BlockMap m = BlockMap::dense(100, 64);
   std::vector<float> x(100 * 64);
-  EXPECT_THROW(block_sparse_attention(x.data(), x.data(), x.data(), x.data(), 1, 99, 64, m), std::invalid_argument);
+  const AttentionKernel k;
+  EXPECT_THROW(k.run(self_attention(x.data(), x.data(), x.data(), x.data(), 1, 99, 64, &m)), std::invalid_argument);
   BlockMap bad = m;
   bad.full_cols[0] = 7;
-  EXPECT_THROW(block_sparse_attention(x.data(), x.data(), x.data(), x.data(), 1, 100, 64, bad), std::invalid_argument);
+  EXPECT_THROW(k.run(self_attention(x.data(), x.data(), x.data(), x.data(), 1, 100, 64, &bad)), std::invalid_argument);
   bad = m;
   bad.full_ptr.pop_back();
-  EXPECT_THROW(block_sparse_attention(x.data(), x.data(), x.data(), x.data(), 1, 100, 64, bad), std::invalid_argument);
+  EXPECT_THROW(k.run(self_attention(x.data(), x.data(), x.data(), x.data(), 1, 100, 64, &bad)), std::invalid_argument);
+  // A square map for a rectangular call, and missing pointers.
+  AttentionCall c = self_attention(x.data(), x.data(), x.data(), x.data(), 1, 100, 64, &m);
+  c.kv_len = 50;
+  EXPECT_THROW(k.run(c), std::invalid_argument);
+  c = self_attention(x.data(), nullptr, x.data(), x.data(), 1, 100, 64, nullptr);
+  EXPECT_THROW(k.run(c), std::invalid_argument);
 }
 
 TEST(AttentionBenchCommand, WritesJsonWithTheDocumentedKeys) {

@@ -1,5 +1,5 @@
-// last_allows() and attention recall: every method's output row equals exact softmax
-// attention restricted to the keys last_allows() reports, recall is 1 for the full mask and
+// AttendReport::allows() and attention recall: every method's output row equals exact softmax
+// attention restricted to the keys the report allows, recall is 1 for the full mask and
 // falls as the mask shrinks.
 #include <gtest/gtest.h>
 
@@ -51,7 +51,7 @@ TEST(Recall, OutputRowsEqualAttentionOverTheAllowedKeys) {
     std::vector<float> out(p.q.size(), NAN);
     AttentionContext ctx;
     ctx.step = 5, ctx.num_steps = 10, ctx.layer = 1, ctx.num_layers = 2;
-    backend->attend(p.inputs(layout), out.data(), ctx);
+    const AttendReport report = backend->attend(p.inputs(layout), out.data(), ctx);
     std::uniform_int_distribution<int64_t> pick(0, p.n() - 1);
     for (int h = 0; h < p.batch * p.heads; ++h)
       for (int r = 0; r < 6; ++r) {
@@ -61,7 +61,7 @@ TEST(Recall, OutputRowsEqualAttentionOverTheAllowedKeys) {
         double mx = -INFINITY, sum = 0;
         std::vector<double> s(static_cast<size_t>(p.n()), -INFINITY);
         for (int64_t j = 0; j < p.n(); ++j) {
-          if (!backend->last_allows(h, i, j)) continue;
+          if (!report.allows(h, i, j)) continue;
           double d = 0;
           for (int c = 0; c < p.dh; ++c) d += double(qi[c]) * p.k[size_t((int64_t(h) * p.n() + j) * p.dh + c)];
           s[size_t(j)] = d / std::sqrt(double(p.dh));

@@ -58,11 +58,11 @@ TEST(SparseSvg, ProfilingPicksSpatialAndTemporalHeads) {
   Inputs x;
   auto b = make_backend("svg:block=32,density=0.2,dense_steps=0,dense_layers=0");
   std::vector<float> out(x.q.size()), ref(x.q.size());
-  b->attend(x.in(), out.data(), AttentionContext{0, 1, 0, 1});
+  const AttendReport r = b->attend(x.in(), out.data(), AttentionContext{0, 1, 0, 1});
   const auto j = nlohmann::json::parse(b->report_json());
   EXPECT_EQ(j["last_head_choice"], "ST");
   EXPECT_GT(j["profile_seconds"].get<double>(), 0.0);
-  EXPECT_LT(b->last_density(), 0.6);
+  EXPECT_LT(r.density, 0.6);
   // Reference: the execution band in frame-major order for head 0, in the transposed order for head 1.
   const int64_t n = x.layout.tokens(), f = kH * kW;
   const int64_t w = int64_t(std::ceil(double(n) * (1 - std::sqrt(1 - 0.2)) / 32.0)) * 32;
@@ -74,7 +74,7 @@ TEST(SparseSvg, ProfilingPicksSpatialAndTemporalHeads) {
   });
   const BlockMap es = element_map(spatial, n, 32), et = element_map(temporal, n, 32);
   const BlockMap e = stack_maps({&es, &et}, {0, 1});
-  reference_attention(x.q.data(), x.k.data(), x.v.data(), ref.data(), 2, n, kDh, &e);
+  reference_attention(self_attention(x.q.data(), x.k.data(), x.v.data(), ref.data(), 2, n, kDh, &e));
   EXPECT_LT(max_abs_diff(out, ref), 2e-5);
 }
 
@@ -83,14 +83,13 @@ TEST(SparseTopp, MassOneIsDenseAndSmallerMassIsSparser) {
   const int64_t n = x.layout.tokens();
   std::vector<float> out(x.q.size()), ref(x.q.size());
   auto all = make_backend("topp:p=1,block=32");
-  all->attend(x.in(), out.data(), AttentionContext{0, 1, 0, 1});
-  EXPECT_DOUBLE_EQ(all->last_density(), 1.0);
-  reference_attention(x.q.data(), x.k.data(), x.v.data(), ref.data(), 2, n, kDh, nullptr);
+  EXPECT_DOUBLE_EQ(all->attend(x.in(), out.data(), AttentionContext{0, 1, 0, 1}).density, 1.0);
+  reference_attention(self_attention(x.q.data(), x.k.data(), x.v.data(), ref.data(), 2, n, kDh, nullptr));
   EXPECT_LT(max_abs_diff(out, ref), 2e-5);
   auto some = make_backend("topp:p=0.5,block=32");
-  some->attend(x.in(), out.data(), AttentionContext{0, 1, 0, 1});
-  EXPECT_LT(some->last_density(), 0.6);
-  EXPECT_GE(some->last_density(), 2.0 / 8.0 - 1e-12);  // at least the diagonal and the sink
+  const double d = some->attend(x.in(), out.data(), AttentionContext{0, 1, 0, 1}).density;
+  EXPECT_LT(d, 0.6);
+  EXPECT_GE(d, 2.0 / 8.0 - 1e-12);  // at least the diagonal and the sink
 }
 
 TEST(SparseParo, CalibrationPicksOrdersAndTheBackendRunsThem) {
@@ -99,7 +98,7 @@ TEST(SparseParo, CalibrationPicksOrdersAndTheBackendRunsThem) {
   ParoCalibrator cal(32, 0.9, 1.0, 1);
   std::vector<float> out(x.q.size()), ref(x.q.size());
   cal.attend(x.in(), out.data(), AttentionContext{0, 1, 0, 1});
-  reference_attention(x.q.data(), x.k.data(), x.v.data(), ref.data(), 2, n, kDh, nullptr);
+  reference_attention(self_attention(x.q.data(), x.k.data(), x.v.data(), ref.data(), 2, n, kDh, nullptr));
   EXPECT_LT(max_abs_diff(out, ref), 2e-5);  // calibration runs dense
   const ParoCalibration c = cal.result();
   ASSERT_EQ(c.plans.size(), 2u);
@@ -116,8 +115,7 @@ TEST(SparseParo, CalibrationPicksOrdersAndTheBackendRunsThem) {
 
   auto b = make_backend("paro:calib=" + path);
   EXPECT_NE(b->spec().find("block=32"), std::string::npos) << b->spec();
-  b->attend(x.in(), out.data(), AttentionContext{0, 1, 0, 1});
-  EXPECT_LT(b->last_density(), 0.5);
+  EXPECT_LT(b->attend(x.in(), out.data(), AttentionContext{0, 1, 0, 1}).density, 0.5);
   std::vector<BlockMap> per;
   for (const auto& p : c.plans) {
     const TokenLayout ol = axis_order_layout(kT, kH, kW, p.order);
@@ -127,7 +125,7 @@ TEST(SparseParo, CalibrationPicksOrdersAndTheBackendRunsThem) {
     per.push_back(element_map(m, n, 32));
   }
   const BlockMap e = stack_maps({&per[0], &per[1]}, {0, 1});
-  reference_attention(x.q.data(), x.k.data(), x.v.data(), ref.data(), 2, n, kDh, &e);
+  reference_attention(self_attention(x.q.data(), x.k.data(), x.v.data(), ref.data(), 2, n, kDh, &e));
   EXPECT_LT(max_abs_diff(out, ref), 2e-5);
   // Another grid is refused with a message naming the file.
   TokenLayout other(2, 8, 8);

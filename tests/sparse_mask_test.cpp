@@ -135,8 +135,8 @@ TEST(SparseMask, KernelMatchesReferenceUnderTheSameMask) {
     const BlockMap e = element_map(*mask, n, 32);
     EXPECT_EQ(e.partial_fraction(), 1.0);
     std::vector<float> out(x.q.size()), ref(x.q.size());
-    block_sparse_attention(x.q.data(), x.k.data(), x.v.data(), out.data(), heads, n, dh, m);
-    reference_attention(x.q.data(), x.k.data(), x.v.data(), ref.data(), heads, n, dh, &e);
+    AttentionKernel().run(self_attention(x.q.data(), x.k.data(), x.v.data(), out.data(), heads, n, dh, &m));
+    reference_attention(self_attention(x.q.data(), x.k.data(), x.v.data(), ref.data(), heads, n, dh, &e));
     EXPECT_LT(max_abs_diff(out, ref), 2e-5);
   }
 }
@@ -150,9 +150,10 @@ TEST(SparseMask, AllOnesMaskEqualsDense) {
   EXPECT_EQ(m.pair_density(), 1.0);
   EXPECT_EQ(m.partial_fraction(), 0.0);
   std::vector<float> a(x.q.size()), b(x.q.size()), r(x.q.size());
-  block_sparse_attention(x.q.data(), x.k.data(), x.v.data(), a.data(), heads, n, dh, m);
-  block_sparse_attention(x.q.data(), x.k.data(), x.v.data(), b.data(), heads, n, dh, BlockMap::dense(n, 32));
-  reference_attention(x.q.data(), x.k.data(), x.v.data(), r.data(), heads, n, dh, nullptr);
+  AttentionKernel().run(self_attention(x.q.data(), x.k.data(), x.v.data(), a.data(), heads, n, dh, &m));
+  const BlockMap d = BlockMap::dense(n, 32);
+  AttentionKernel().run(self_attention(x.q.data(), x.k.data(), x.v.data(), b.data(), heads, n, dh, &d));
+  reference_attention(self_attention(x.q.data(), x.k.data(), x.v.data(), r.data(), heads, n, dh, nullptr));
   EXPECT_EQ(a, b);
   EXPECT_LT(max_abs_diff(a, r), 2e-5);
 }

@@ -180,13 +180,15 @@ uint16_t* bf16_buffer(size_t n) {
   return buf.p.get();
 }
 
-void check_inputs(int heads, int64_t tokens, int head_dim, const BlockMap& map) {
-  auto fail = [](const std::string& msg) { throw std::invalid_argument("block_sparse_attention: " + msg); };
-  if (heads < 0 || tokens < 1 || head_dim < 1)
-    fail("needs heads >= 0, tokens >= 1 and head_dim >= 1, got " + std::to_string(heads) + ", " +
-         std::to_string(tokens) + ", " + std::to_string(head_dim));
-  if (map.tokens != tokens)
-    fail("block map is for " + std::to_string(map.tokens) + " tokens, the inputs have " + std::to_string(tokens));
+void check_inputs(const AttentionCall& c, const BlockMap& map) {
+  auto fail = [](const std::string& msg) { throw std::invalid_argument("attention kernel: " + msg); };
+  if (c.heads < 0 || c.q_len < 1 || c.kv_len < 1 || c.head_dim < 1)
+    fail("needs heads >= 0, q_len >= 1, kv_len >= 1 and head_dim >= 1, got " + std::to_string(c.heads) + ", " +
+         std::to_string(c.q_len) + ", " + std::to_string(c.kv_len) + ", " + std::to_string(c.head_dim));
+  if (c.heads > 0 && (!c.q || !c.k || !c.v || !c.out)) fail("q, k, v and out must all be given");
+  if (map.tokens != c.q_len || map.kv_tokens != c.kv_len)
+    fail("block map is for " + std::to_string(map.tokens) + " x " + std::to_string(map.kv_tokens) +
+         " tokens, the inputs have " + std::to_string(c.q_len) + " x " + std::to_string(c.kv_len));
   if (map.block < 1 || map.block > 1024 || map.num_maps < 1) fail("block map has a bad block size or map count");
   const size_t rows = size_t(map.num_maps) * size_t(map.num_blocks());
   if (map.full_ptr.size() != rows + 1 || map.partial_ptr.size() != rows + 1 ||
@@ -195,11 +197,11 @@ void check_inputs(int heads, int64_t tokens, int head_dim, const BlockMap& map) 
     fail("block map arrays are inconsistent (run BlockMap::validate)");
   for (int32_t h : map.head_map)
     if (h < 0 || h >= map.num_maps) fail("block map head_map names map " + std::to_string(h));
-  const int nb = map.num_blocks();
-  for (int32_t c : map.full_cols)
-    if (c < 0 || c >= nb) fail("block map lists key block " + std::to_string(c) + " of " + std::to_string(nb));
-  for (int32_t c : map.partial_cols)
-    if (c < 0 || c >= nb) fail("block map lists key block " + std::to_string(c) + " of " + std::to_string(nb));
+  const int nk = map.num_kv_blocks();
+  for (int32_t kb : map.full_cols)
+    if (kb < 0 || kb >= nk) fail("block map lists key block " + std::to_string(kb) + " of " + std::to_string(nk));
+  for (int32_t kb : map.partial_cols)
+    if (kb < 0 || kb >= nk) fail("block map lists key block " + std::to_string(kb) + " of " + std::to_string(nk));
 }
 
 }  // namespace
@@ -209,10 +211,15 @@ int64_t kernel_state_bytes(const KernelOptions& opt, int block, int heads, int64
   return int64_t(bf16_buffer_bytes(bf16_layout(heads, tokens, head_dim).total));
 }
 
-void block_sparse_attention(const float* q, const float* k, const float* v, float* out, int heads,
-                            int64_t tokens, int head_dim, const BlockMap& map, const KernelOptions& opt) {
+void AttentionKernel::run(const AttentionCall& call) const {
   using namespace detail;
-  check_inputs(heads, tokens, head_dim, map);
+  if (!call.map && (dense_.tokens != call.q_len || dense_.kv_tokens != call.kv_len || dense_.block != kTile))
+    dense_ = BlockMap::dense(call.q_len, call.kv_len, kTile);
+  const BlockMap& map = call.map ? *call.map : dense_;
+  check_inputs(call, map);
+  const KernelOptions& opt = opt_;
+  const int heads = call.heads, head_dim = call.head_dim;
+  const int64_t kv_len = call.kv_len;
   if (heads == 0) return;
   Isa isa = resolve_isa(opt.isa);
   if (isa == Isa::Avx512Bf16 && map.block % 2 != 0) isa = Isa::Avx512;
@@ -227,7 +234,7 @@ void block_sparse_attention(const float* q, const float* k, const float* v, floa
   const int subs = (map.block + kTile - 1) / kTile;
   std::vector<float> row_cost(size_t(map.num_maps) * nb);
   auto chunks = [&](int32_t kb) {
-    const int64_t len = std::min<int64_t>(map.block, tokens - int64_t(kb) * map.block);
+    const int64_t len = std::min<int64_t>(map.block, kv_len - int64_t(kb) * map.block);
     return float((len + kTile - 1) / kTile);
   };
   for (size_t r = 0; r < row_cost.size(); ++r) {
@@ -243,7 +250,7 @@ void block_sparse_attention(const float* q, const float* k, const float* v, floa
     for (int qb = 0; qb < nb; ++qb)
       for (int sub = 0; sub < subs; ++sub) {
         Item it{h, qb, sub};
-        if (int64_t(qb) * map.block + int64_t(sub) * kTile >= std::min<int64_t>(tokens, int64_t(qb + 1) * map.block)) continue;
+        if (int64_t(qb) * map.block + int64_t(sub) * kTile >= std::min<int64_t>(call.q_len, int64_t(qb + 1) * map.block)) continue;
         items.push_back(it);
         cost.push_back(row_cost[size_t(map.row(map.map_of_head(h), qb))] * float(item_rows(map, it)));
       }
@@ -252,18 +259,18 @@ void block_sparse_attention(const float* q, const float* k, const float* v, floa
   std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return cost[size_t(a)] > cost[size_t(b)]; });
 
   Problem pb;
-  pb.q = q, pb.k = k, pb.v = v, pb.out = out;
-  pb.heads = heads, pb.tokens = tokens, pb.head_dim = head_dim, pb.map = &map;
+  pb.q = call.q, pb.k = call.k, pb.v = call.v, pb.out = call.out, pb.lse = call.lse;
+  pb.heads = heads, pb.q_len = call.q_len, pb.kv_len = kv_len, pb.head_dim = head_dim, pb.map = &map;
   pb.qscale = float(1.4426950408889634 / std::sqrt(double(head_dim)));
 
   const int nthreads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
   std::unique_ptr<std::atomic<uint8_t>[]> kv_state;
   if (isa == Isa::Avx512Bf16) {
-    const Bf16Layout lay = bf16_layout(heads, tokens, head_dim);
+    const Bf16Layout lay = bf16_layout(heads, kv_len, head_dim);
     uint16_t* buf = bf16_buffer(lay.total);
     pb.kb = buf;
     pb.vb = buf + lay.v_offset;
-    const size_t states = size_t(heads) * size_t(nb);
+    const size_t states = size_t(heads) * size_t(map.num_kv_blocks());
     kv_state.reset(new std::atomic<uint8_t>[states]);
     for (size_t i = 0; i < states; ++i) kv_state[i].store(0, std::memory_order_relaxed);
     pb.kv_state = kv_state.get();
@@ -300,7 +307,7 @@ void block_sparse_attention(const float* q, const float* k, const float* v, floa
   if (empty_rows > 0) {
     const Item& it = items[size_t(first_empty_item)];
     std::ostringstream s;
-    s << "block_sparse_attention: " << empty_rows << " query row(s) attend to no key (first in head " << it.head
+    s << "attention kernel: " << empty_rows << " query row(s) attend to no key (first in head " << it.head
       << ", query block " << it.qb << "); their output was set to zero. BlockMap::validate rejects such maps";
     throw std::invalid_argument(s.str());
   }

@@ -14,8 +14,7 @@ int tile_portable(const Problem& pb, const Item& it, const Item*, const Scratch&
   const int d = pb.head_dim;
   const int rows = item_rows(map, it);
   const int64_t q0 = int64_t(it.qb) * map.block + int64_t(it.sub) * T;
-  const int64_t hoff = int64_t(it.head) * pb.tokens * d;
-  const float* q = pb.q + hoff + q0 * d;
+  const float* q = pb.q + q_offset(pb, it.head) + q0 * d;
   float* __restrict qt = sc.qt;
   float* __restrict o = sc.o;
   float* __restrict m = sc.m;
@@ -27,8 +26,8 @@ int tile_portable(const Problem& pb, const Item& it, const Item*, const Scratch&
   std::fill(m, m + T, -INFINITY);
   std::fill(l, l + T, 0.0f);
   std::fill(o, o + int64_t(d) * T, 0.0f);
-  const float* kh = pb.k + hoff;
-  const float* vh = pb.v + hoff;
+  const float* kh = pb.k + kv_offset(pb, it.head);
+  const float* vh = pb.v + kv_offset(pb, it.head);
   for_each_chunk(map, it, rows, sc.mask, [&](int64_t k0, int len, const uint64_t* mask, int64_t) {
     const float* K = kh + k0 * d;
     const float* V = vh + k0 * d;
@@ -71,7 +70,8 @@ int tile_portable(const Problem& pb, const Item& it, const Item*, const Scratch&
     }
   });
   int empty = 0;
-  float* out = pb.out + hoff + q0 * d;
+  write_lse(pb, it.head, q0, rows, m, l);
+  float* out = pb.out + q_offset(pb, it.head) + q0 * d;
   for (int i = 0; i < rows; ++i) {
     if (!(l[i] > 0)) ++empty;
     const float inv = l[i] > 0 ? 1.0f / l[i] : 0.0f;

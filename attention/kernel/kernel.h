@@ -9,6 +9,7 @@
 // dynamic scheduling. Per-thread scratch is O(Dh·64), independent of N.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "attention/kernel/block_map.h"
 
@@ -37,15 +38,57 @@ struct KernelOptions {
 // the float32 paths), for memory estimates. heads = NH of the call.
 int64_t kernel_state_bytes(const KernelOptions& opt, int block, int heads, int64_t tokens, int head_dim);
 
-// q, k, v, out: (NH, N, Dh) contiguous float32. Head h uses map.map_of_head(h).
-// Every element of out is written. The map must be valid (BlockMap::validate) for `tokens`;
-// cheap structural checks are repeated here and throw std::invalid_argument.
-void block_sparse_attention(const float* q, const float* k, const float* v, float* out, int heads,
-                            int64_t tokens, int head_dim, const BlockMap& map, const KernelOptions& opt = {});
+// One attention call over all heads: out = softmax(q kᵀ / sqrt(Dh)) v restricted to the pairs
+// a block map lists, or over every pair. Self-attention, cross-attention (Nkv context tokens)
+// and every sparse method are such calls.
+struct AttentionCall {
+  const float* q = nullptr;       // (NH, Nq, Dh) contiguous
+  const float* k = nullptr;       // (NH, Nkv, Dh)
+  const float* v = nullptr;       // (NH, Nkv, Dh)
+  float* out = nullptr;           // (NH, Nq, Dh), every element written
+  float* lse = nullptr;           // (NH, Nq) or nullptr: ln sum_j exp(q·k_j / sqrt(Dh)) over the pairs computed
+  int heads = 0;                  // NH
+  int64_t q_len = 0, kv_len = 0;  // Nq, Nkv
+  int head_dim = 0;               // Dh
+  const BlockMap* map = nullptr;  // Nq x Nkv (head h uses map_of_head(h)); nullptr: dense, 64-token blocks
+};
 
-// Plain twin for tests: materialises each query row's scores, double accumulation.
-// map == nullptr means dense.
-void reference_attention(const float* q, const float* k, const float* v, float* out, int heads, int64_t tokens,
-                         int head_dim, const BlockMap* map);
+// Self-attention over N tokens (Nq = Nkv = N).
+inline AttentionCall self_attention(const float* q, const float* k, const float* v, float* out, int heads,
+                                    int64_t tokens, int head_dim, const BlockMap* map) {
+  AttentionCall c;
+  c.q = q, c.k = k, c.v = v, c.out = out;
+  c.heads = heads, c.q_len = tokens, c.kv_len = tokens, c.head_dim = head_dim, c.map = map;
+  return c;
+}
+
+// The CPU implementation: the tiled flash kernel above on the ISA path of its options. A GPU
+// kernel would be another implementation of the same call.
+class AttentionKernel {
+ public:
+  explicit AttentionKernel(KernelOptions opt = {}) : opt_(opt) {}
+  // Checks the call (pointers, sizes, the map's shape and arrays) and throws
+  // std::invalid_argument naming the problem; then computes it. Not thread-safe: one call at a
+  // time per object (the dense map of a nullptr-map call is cached).
+  void run(const AttentionCall& call) const;
+  const KernelOptions& options() const { return opt_; }
+
+ private:
+  KernelOptions opt_;
+  mutable BlockMap dense_;
+};
+
+// Plain twin for tests: materialises each query row's scores, double accumulation; the same
+// contract as AttentionKernel::run (lse included).
+void reference_attention(const AttentionCall& call);
+
+// Attention of selected query rows of one head (double accumulation) under map `map_index` of
+// `map` (nullptr = dense): q is that head's (Nq, Dh), k and v its (Nkv, Dh); out is rows x Dh.
+void reference_rows(const float* q, const float* k, const float* v, int64_t kv_len, int head_dim,
+                    const BlockMap* map, int map_index, const std::vector<int64_t>& rows, float* out);
+
+// Two results of the same queries over disjoint key sets, merged exactly: on return (out_a,
+// lse_a) is the attention over both sets. rows x Dh outputs and rows log-sum-exps.
+void merge_partials(float* out_a, float* lse_a, const float* out_b, const float* lse_b, int64_t rows, int head_dim);
 
 }  // namespace ditgen::attn

@@ -151,7 +151,7 @@ namespace {
 void convert_rows(const Problem& pb, int h, int64_t r0, int64_t r1) {
   const int d = pb.head_dim;
   const int d2 = (d + 1) & ~1;
-  const int64_t n = pb.tokens, n2 = (n + 1) & ~int64_t(1);
+  const int64_t n = pb.kv_len, n2 = (n + 1) & ~int64_t(1);
   uint16_t* kb = const_cast<uint16_t*>(pb.kb) + int64_t(h) * n * d2;
   uint16_t* vb = const_cast<uint16_t*>(pb.vb) + int64_t(h) * n2 * d;
   const float* k = pb.k + int64_t(h) * n * d;
@@ -187,12 +187,12 @@ void convert_rows(const Problem& pb, int h, int64_t r0, int64_t r1) {
 // the microsecond it takes): only blocks some map row uses are converted, each once, by the
 // thread that reads the float32 keys and values anyway.
 void ensure_converted(const Problem& pb, int h, int kb) {
-  std::atomic<uint8_t>& st = pb.kv_state[int64_t(h) * pb.map->num_blocks() + kb];
+  std::atomic<uint8_t>& st = pb.kv_state[int64_t(h) * pb.map->num_kv_blocks() + kb];
   uint8_t s = st.load(std::memory_order_acquire);
   if (s == 2) return;
   if (s == 0 && st.compare_exchange_strong(s, 1, std::memory_order_acq_rel)) {
     const int64_t r0 = int64_t(kb) * pb.map->block;
-    convert_rows(pb, h, r0, std::min<int64_t>(pb.tokens, r0 + pb.map->block));
+    convert_rows(pb, h, r0, std::min<int64_t>(pb.kv_len, r0 + pb.map->block));
     st.store(2, std::memory_order_release);
     return;
   }
@@ -214,7 +214,7 @@ int tile_avx512bf16(const Problem& pb, const Item& it, const Item* next_item, co
   const int dp = (d + 1) / 2;  // channel pairs
   const int rows = item_rows(map, it);
   const int64_t q0 = int64_t(it.qb) * map.block + int64_t(it.sub) * T;
-  const float* q = pb.q + (int64_t(it.head) * pb.tokens + q0) * d;
+  const float* q = pb.q + q_offset(pb, it.head) + q0 * d;
   // Pack the scaled queries as channel pairs, qp[c/2][i][2] (in sc.qt): 16×16 transposes give
   // channel rows of 16 queries, paired and rounded to bf16 on the way out. The item's queries
   // are one contiguous stretch, usually not in cache: ask for all of it first.
@@ -242,31 +242,31 @@ int tile_avx512bf16(const Problem& pb, const Item& it, const Item* next_item, co
     _mm512_storeu_ps(sc.l + i, _mm512_setzero_ps());
   }
   const int d2 = 2 * dp;
-  const int64_t n2 = (pb.tokens + 1) & ~int64_t(1);
-  const uint32_t* kh = reinterpret_cast<const uint32_t*>(pb.kb + int64_t(it.head) * pb.tokens * d2);
+  const int64_t n2 = (pb.kv_len + 1) & ~int64_t(1);
+  const uint32_t* kh = reinterpret_cast<const uint32_t*>(pb.kb + int64_t(it.head) * pb.kv_len * d2);
   const uint32_t* vh = reinterpret_cast<const uint32_t*>(pb.vb + int64_t(it.head) * n2 * d);
   const uint16_t* qp = reinterpret_cast<const uint16_t*>(sc.qt);
-  float* out = pb.out + (int64_t(it.head) * pb.tokens + q0) * d;
+  float* out = pb.out + q_offset(pb, it.head) + q0 * d;
   // During the last chunk: the output lines and the next item's queries.
   Prefetch last{out, q_lines};
   if (next_item) {
-    last.b = pb.q + (int64_t(next_item->head) * pb.tokens + item_row0(map, *next_item)) * d;
+    last.b = pb.q + q_offset(pb, next_item->head) + item_row0(map, *next_item) * d;
     last.nb = lines_of(int64_t(item_rows(map, *next_item)) * d * 4);
   }
   bool first = true;
-  const int nbk = map.num_blocks();
+  const int nbk = map.num_kv_blocks();
   for_each_chunk(map, it, rows, sc.mask, [&](int64_t k0, int len, const uint64_t* mask, int64_t next) {
     ensure_converted(pb, it.head, int(k0 / map.block));
     Prefetch ahead = last;
     if (next >= 0) {
       // The next chunk's bf16 keys, or its float32 keys and values while its block still
       // awaits conversion.
-      const int64_t nlen = pb.tokens - next < T ? pb.tokens - next : T;
+      const int64_t nlen = pb.kv_len - next < T ? pb.kv_len - next : T;
       const int64_t nkb = next / map.block;
       if (pb.kv_state[int64_t(it.head) * nbk + nkb].load(std::memory_order_relaxed) == 2) {
         ahead = Prefetch{kh + next * dp, lines_of(nlen * d2 * 2)};
       } else {
-        const int64_t off = (int64_t(it.head) * pb.tokens + next) * d;
+        const int64_t off = kv_offset(pb, it.head) + next * d;
         ahead = Prefetch{pb.k + off, lines_of(nlen * d * 4), pb.v + off, lines_of(nlen * d * 4)};
       }
     }
@@ -275,6 +275,7 @@ int tile_avx512bf16(const Problem& pb, const Item& it, const Item* next_item, co
   });
   if (first)  // no chunk at all (an empty row the map should not have had): zero output
     for (int i = 0; i < d * T; i += 16) _mm512_storeu_ps(sc.o + i, _mm512_setzero_ps());
+  write_lse(pb, it.head, q0, rows, sc.m, sc.l);
   int empty = 0;
   for (int i = 0; i < T; ++i) {
     const float l = sc.l[i];

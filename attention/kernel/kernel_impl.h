@@ -4,6 +4,7 @@
 // their own instruction-set flags; they export only the functions declared here and keep all
 // their helpers in anonymous namespaces (see kernel_tile.h).
 #include <atomic>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -18,15 +19,16 @@ struct Problem {
   const float* k = nullptr;
   const float* v = nullptr;
   float* out = nullptr;
+  float* lse = nullptr;  // (NH, Nq) or nullptr
   int heads = 0;
-  int64_t tokens = 0;
+  int64_t q_len = 0, kv_len = 0;  // Nq, Nkv
   int head_dim = 0;
   const BlockMap* map = nullptr;
   float qscale = 1;  // log2(e) / sqrt(Dh), folded into the packed queries (the kernel works in base 2)
-  // bfloat16 copies for the Avx512Bf16 path: kb (NH, N, d2) row-major with d2 = Dh rounded up to
-  // even; vb (NH, N2 / 2, Dh, 2) with N2 = N rounded up to even: rows 2t and 2t+1 interleaved.
-  // They are filled per (head, key block) on first use; kv_state (NH × blocks): 0 absent,
-  // 1 being converted, 2 ready.
+  // bfloat16 copies for the Avx512Bf16 path: kb (NH, Nkv, d2) row-major with d2 = Dh rounded up
+  // to even; vb (NH, N2 / 2, Dh, 2) with N2 = Nkv rounded up to even: rows 2t and 2t+1
+  // interleaved. They are filled per (head, key block) on first use; kv_state (NH × key blocks):
+  // 0 absent, 1 being converted, 2 ready.
   const uint16_t* kb = nullptr;
   const uint16_t* vb = nullptr;
   std::atomic<uint8_t>* kv_state = nullptr;
@@ -62,6 +64,18 @@ bool build_chunk_mask(const BlockMap& m, int64_t entry, int row0, int col0, int 
 
 // 64×64 bit-matrix transpose in place: a[i] bit j -> a[j] bit i.
 void transpose_bits64(uint64_t* a);
+
+// Query offset of head h and key/value offset of head h, in floats.
+inline int64_t q_offset(const Problem& pb, int h) { return int64_t(h) * pb.q_len * pb.head_dim; }
+inline int64_t kv_offset(const Problem& pb, int h) { return int64_t(h) * pb.kv_len * pb.head_dim; }
+
+// After an item: lse of its rows from the running maxima m (base 2, scaled scores) and sums l
+// relative to them: ln sum = (m + log2 l) ln 2; -inf for a row without keys.
+inline void write_lse(const Problem& pb, int head, int64_t q0, int rows, const float* m, const float* l) {
+  if (!pb.lse) return;
+  float* dst = pb.lse + int64_t(head) * pb.q_len + q0;
+  for (int i = 0; i < rows; ++i) dst[i] = l[i] > 0 ? float((double(m[i]) + std::log2(double(l[i]))) * 0.6931471805599453) : -INFINITY;
+}
 
 // Query rows of the item (1 to 64).
 inline int item_rows(const BlockMap& m, const Item& it) {
@@ -103,13 +117,13 @@ inline void for_each_chunk(const BlockMap& m, const Item& it, int rows, uint64_t
   };
   for (int64_t e = m.full_ptr[size_t(r)]; e < m.full_ptr[size_t(r + 1)]; ++e) {
     const int64_t k0 = int64_t(m.full_cols[size_t(e)]) * b;
-    const int klen = int(k0 + b <= m.tokens ? b : m.tokens - k0);
+    const int klen = int(k0 + b <= m.kv_tokens ? b : m.kv_tokens - k0);
     for (int c0 = 0; c0 < klen; c0 += kTile) emit(k0 + c0, klen - c0 < kTile ? klen - c0 : kTile, nullptr);
   }
   int which = 0;
   for (int64_t e = m.partial_ptr[size_t(r)]; e < m.partial_ptr[size_t(r + 1)]; ++e) {
     const int64_t k0 = int64_t(m.partial_cols[size_t(e)]) * b;
-    const int klen = int(k0 + b <= m.tokens ? b : m.tokens - k0);
+    const int klen = int(k0 + b <= m.kv_tokens ? b : m.kv_tokens - k0);
     for (int c0 = 0; c0 < klen; c0 += kTile) {
       const int len = klen - c0 < kTile ? klen - c0 : kTile;
       uint64_t* mb = maskbuf + kTile * which;

@@ -192,10 +192,9 @@ struct FlashTile {
     const int d = pb.head_dim;
     const int rows = item_rows(m, it);
     const int64_t q0 = item_row0(m, it);
-    const int64_t hoff = int64_t(it.head) * pb.tokens * d;
     // The item's queries are one contiguous stretch: ask for all of it before the (strided)
     // transposing loads (usually already on its way, asked for by the previous item).
-    const float* q = pb.q + hoff + q0 * d;
+    const float* q = pb.q + q_offset(pb, it.head) + q0 * d;
     const int q_lines = lines_of(int64_t(rows) * d * 4);
     for (int i = 0; i < q_lines; ++i) __builtin_prefetch(q + 16 * int64_t(i), 0, 3);
     for (int i = 0; i < kTile; i += W) {
@@ -203,25 +202,26 @@ struct FlashTile {
       V::store(sc.l + i, V::zero());
     }
     pack_q(q, d, rows, pb.qscale, sc.qt);
-    const float* kh = pb.k + hoff;
-    const float* vh = pb.v + hoff;
-    float* out = pb.out + hoff + q0 * d;
+    const float* kh = pb.k + kv_offset(pb, it.head);
+    const float* vh = pb.v + kv_offset(pb, it.head);
+    float* out = pb.out + q_offset(pb, it.head) + q0 * d;
     // During the last chunk: the output lines and the next item's queries.
     Prefetch last{out, q_lines};
     if (next_item) {
       const int64_t nq0 = item_row0(m, *next_item);
-      last.b = pb.q + (int64_t(next_item->head) * pb.tokens + nq0) * d;
+      last.b = pb.q + q_offset(pb, next_item->head) + nq0 * d;
       last.nb = lines_of(int64_t(item_rows(m, *next_item)) * d * 4);
     }
     bool first = true;
     for_each_chunk(m, it, rows, sc.mask, [&](int64_t k0, int len, const uint64_t* mask, int64_t next) {
       const Prefetch ahead =
-          next < 0 ? last : Prefetch{kh + next * d, lines_of((pb.tokens - next < kTile ? pb.tokens - next : kTile) * d * 4)};
+          next < 0 ? last : Prefetch{kh + next * d, lines_of((pb.kv_len - next < kTile ? pb.kv_len - next : kTile) * d * 4)};
       chunk(kh + k0 * d, vh + k0 * d, d, len, mask, first, sc, ahead);
       first = false;
     });
     if (first)  // no chunk at all (an empty row the map should not have had): zero output
       for (int i = 0; i < d * kTile; i += W) V::store(sc.o + i, V::zero());
+    write_lse(pb, it.head, q0, rows, sc.m, sc.l);
     int empty = 0;
     for (int i = 0; i < kTile; ++i) {
       const float l = sc.l[i];

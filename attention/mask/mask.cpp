@@ -1,31 +1,28 @@
 #include "attention/mask/mask.h"
 
 #include <algorithm>
+#include <cmath>
+#include <random>
 #include <stdexcept>
 
 namespace ditgen::attn {
 
 namespace {
 
-struct RowBuild {
-  std::vector<int32_t> full, partial;
-  std::vector<uint64_t> bits;
-};
-
-// Classifies every key block of query block qb; force_partial lists every block with any
-// allowed pair as partial (element_map).
-RowBuild build_row(const PairMask& mask, int64_t tokens, int block, int qb, bool force_partial) {
-  RowBuild r;
-  const int nb = int((tokens + block - 1) / block);
+// Adds the key blocks of query block qb to the builder's current row; force_partial lists
+// every block with any allowed pair as partial (element_map).
+void build_row(const PairMask& mask, int64_t q_tokens, int64_t kv_tokens, int block, int qb, bool force_partial,
+               BlockMapBuilder& out) {
+  const int nk = int((kv_tokens + block - 1) / block);
   const int words = (block * block + 63) / 64;
-  const int64_t q0 = int64_t(qb) * block, q1 = std::min(tokens, q0 + block);
+  const int64_t q0 = int64_t(qb) * block, q1 = std::min(q_tokens, q0 + block);
   std::vector<uint64_t> bits(static_cast<size_t>(words));
-  for (int kb = 0; kb < nb; ++kb) {
-    const int64_t k0 = int64_t(kb) * block, k1 = std::min(tokens, k0 + block);
+  for (int kb = 0; kb < nk; ++kb) {
+    const int64_t k0 = int64_t(kb) * block, k1 = std::min(kv_tokens, k0 + block);
     const int c = force_partial ? -1 : mask.classify(q0, q1, k0, k1);
     if (c == 0) continue;
     if (c == 1) {
-      r.full.push_back(kb);
+      out.full(kb);
       continue;
     }
     std::fill(bits.begin(), bits.end(), 0);
@@ -39,45 +36,38 @@ RowBuild build_row(const PairMask& mask, int64_t tokens, int block, int qb, bool
         }
     if (count == 0) continue;
     if (count == (q1 - q0) * (k1 - k0) && !force_partial) {
-      r.full.push_back(kb);
+      out.full(kb);
     } else {
-      r.partial.push_back(kb);
-      r.bits.insert(r.bits.end(), bits.begin(), bits.end());
+      out.partial(kb, bits.data());
     }
   }
-  return r;
+  out.end_row();
 }
 
-void append_rows(BlockMap& m, std::vector<RowBuild>& rows) {
-  for (auto& r : rows) {
-    m.full_cols.insert(m.full_cols.end(), r.full.begin(), r.full.end());
-    m.full_ptr.push_back(int64_t(m.full_cols.size()));
-    m.partial_cols.insert(m.partial_cols.end(), r.partial.begin(), r.partial.end());
-    m.partial_bits.insert(m.partial_bits.end(), r.bits.begin(), r.bits.end());
-    m.partial_ptr.push_back(int64_t(m.partial_cols.size()));
-  }
-}
-
-BlockMap compile_impl(const std::vector<const PairMask*>& masks, int64_t tokens, int block,
+BlockMap compile_impl(const std::vector<const PairMask*>& masks, int64_t q_tokens, int64_t kv_tokens, int block,
                       std::vector<int32_t> head_map, bool force_partial) {
   if (masks.empty()) throw std::invalid_argument("compile_masks: no masks");
-  if (tokens < 1 || block < 1 || block > 1024)
-    throw std::invalid_argument("compile_masks: tokens = " + std::to_string(tokens) + ", block = " +
-                                std::to_string(block) + " (block must be 1 to 1024)");
-  BlockMap m;
-  m.tokens = tokens;
-  m.block = block;
-  m.num_maps = int(masks.size());
-  m.head_map = std::move(head_map);
-  m.full_ptr.assign(1, 0);
-  m.partial_ptr.assign(1, 0);
-  const int nb = m.num_blocks();
-  for (const PairMask* mask : masks) {
-    std::vector<RowBuild> rows(static_cast<size_t>(nb));
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int qb = 0; qb < nb; ++qb) rows[size_t(qb)] = build_row(*mask, tokens, block, qb, force_partial);
-    append_rows(m, rows);
+  if (q_tokens < 1 || kv_tokens < 1 || block < 1 || block > 1024)
+    throw std::invalid_argument("compile_masks: tokens = " + std::to_string(q_tokens) + " x " +
+                                std::to_string(kv_tokens) + ", block = " + std::to_string(block) +
+                                " (block must be 1 to 1024)");
+  const int nb = int((q_tokens + block - 1) / block);
+  // Rows are built in parallel, one builder each, then appended in order.
+  std::vector<BlockMap> rows(static_cast<size_t>(nb) * masks.size());
+#pragma omp parallel for schedule(dynamic, 1) collapse(2)
+  for (size_t mi = 0; mi < masks.size(); ++mi)
+    for (int qb = 0; qb < nb; ++qb) {
+      BlockMapBuilder one(std::min<int64_t>(block, q_tokens), kv_tokens, block);
+      build_row(*masks[mi], q_tokens, kv_tokens, block, qb, force_partial, one);
+      rows[mi * size_t(nb) + size_t(qb)] = one.finish();
+    }
+  BlockMapBuilder b(q_tokens, kv_tokens, block, int(masks.size()), std::move(head_map));
+  for (const BlockMap& r : rows) {
+    for (int32_t kb : r.full_cols) b.full(kb);
+    for (size_t e = 0; e < r.partial_cols.size(); ++e) b.partial(r.partial_cols[e], r.partial_mask(int64_t(e)));
+    b.end_row();
   }
+  BlockMap m = b.finish();
   m.validate();
   return m;
 }
@@ -85,61 +75,80 @@ BlockMap compile_impl(const std::vector<const PairMask*>& masks, int64_t tokens,
 }  // namespace
 
 BlockMap compile_mask(const PairMask& mask, int64_t tokens, int block) {
-  return compile_impl({&mask}, tokens, block, {}, false);
+  return compile_impl({&mask}, tokens, tokens, block, {}, false);
+}
+
+BlockMap compile_mask(const PairMask& mask, int64_t q_tokens, int64_t kv_tokens, int block) {
+  return compile_impl({&mask}, q_tokens, kv_tokens, block, {}, false);
 }
 
 BlockMap compile_masks(const std::vector<const PairMask*>& masks, int64_t tokens, int block,
                        std::vector<int32_t> head_map) {
-  return compile_impl(masks, tokens, block, std::move(head_map), false);
+  return compile_impl(masks, tokens, tokens, block, std::move(head_map), false);
 }
 
 BlockMap element_map(const PairMask& mask, int64_t tokens, int block) {
-  return compile_impl({&mask}, tokens, block, {}, true);
+  return compile_impl({&mask}, tokens, tokens, block, {}, true);
 }
 
 BlockMap stack_maps(const std::vector<const BlockMap*>& maps, std::vector<int32_t> head_map) {
   if (maps.empty()) throw std::invalid_argument("stack_maps: no maps");
-  BlockMap m;
-  m.tokens = maps[0]->tokens;
-  m.block = maps[0]->block;
-  m.num_maps = 0;
-  m.head_map = std::move(head_map);
-  m.full_ptr.assign(1, 0);
-  m.partial_ptr.assign(1, 0);
+  const BlockMap& f = *maps[0];
+  int num_maps = 0;
   for (const BlockMap* x : maps) {
-    if (x->tokens != m.tokens || x->block != m.block)
+    if (x->tokens != f.tokens || x->kv_tokens != f.kv_tokens || x->block != f.block)
       throw std::invalid_argument("stack_maps: maps of different sizes (" + std::to_string(x->tokens) + " tokens, block " +
-                                  std::to_string(x->block) + " vs " + std::to_string(m.tokens) + ", " +
-                                  std::to_string(m.block) + ")");
-    const int64_t f0 = int64_t(m.full_cols.size()), p0 = int64_t(m.partial_cols.size());
-    m.full_cols.insert(m.full_cols.end(), x->full_cols.begin(), x->full_cols.end());
-    m.partial_cols.insert(m.partial_cols.end(), x->partial_cols.begin(), x->partial_cols.end());
-    m.partial_bits.insert(m.partial_bits.end(), x->partial_bits.begin(), x->partial_bits.end());
-    for (size_t r = 1; r < x->full_ptr.size(); ++r) {
-      m.full_ptr.push_back(f0 + x->full_ptr[r]);
-      m.partial_ptr.push_back(p0 + x->partial_ptr[r]);
-    }
-    m.num_maps += x->num_maps;
+                                  std::to_string(x->block) + " vs " + std::to_string(f.tokens) + ", " +
+                                  std::to_string(f.block) + ")");
+    num_maps += x->num_maps;
   }
+  BlockMapBuilder b(f.tokens, f.kv_tokens, f.block, num_maps, std::move(head_map));
+  for (const BlockMap* x : maps)
+    for (size_t r = 0; r + 1 < x->full_ptr.size(); ++r) {
+      for (int64_t e = x->full_ptr[r]; e < x->full_ptr[r + 1]; ++e) b.full(x->full_cols[size_t(e)]);
+      for (int64_t e = x->partial_ptr[r]; e < x->partial_ptr[r + 1]; ++e)
+        b.partial(x->partial_cols[size_t(e)], x->partial_mask(e));
+      b.end_row();
+    }
+  BlockMap m = b.finish();
   m.validate();
   return m;
 }
 
 BlockMap grid_to_map(const std::vector<char>& grid, int64_t tokens, int block) {
-  BlockMap m;
-  m.tokens = tokens;
-  m.block = block;
-  const int nb = m.num_blocks();
+  const int nb = int((tokens + block - 1) / block);
   if (grid.size() != size_t(nb) * size_t(nb))
     throw std::invalid_argument("grid_to_map: grid has " + std::to_string(grid.size()) + " cells, expected " +
                                 std::to_string(int64_t(nb) * nb));
-  m.full_ptr.assign(1, 0);
-  m.partial_ptr.assign(size_t(nb) + 1, 0);
+  BlockMapBuilder b(tokens, tokens, block);
   for (int qb = 0; qb < nb; ++qb) {
     for (int kb = 0; kb < nb; ++kb)
-      if (grid[size_t(qb) * nb + kb]) m.full_cols.push_back(kb);
-    m.full_ptr.push_back(int64_t(m.full_cols.size()));
+      if (grid[size_t(qb) * nb + kb]) b.full(kb);
+    b.end_row();
   }
+  BlockMap m = b.finish();
+  m.validate();
+  return m;
+}
+
+BlockMap random_block_map(int64_t tokens, int block, double density, uint64_t seed) {
+  BlockMapBuilder b(tokens, tokens, block);
+  const int nb = int((tokens + block - 1) / block);
+  const int per_row = std::clamp(int(std::lround(density * nb)), 1, nb);
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> cols;
+  for (int qb = 0; qb < nb; ++qb) {
+    cols.clear();
+    for (int kb = 0; kb < nb; ++kb)
+      if (kb != qb) cols.push_back(kb);
+    std::shuffle(cols.begin(), cols.end(), rng);
+    cols.resize(size_t(per_row - 1));
+    cols.push_back(qb);
+    std::sort(cols.begin(), cols.end());
+    for (int32_t kb : cols) b.full(kb);
+    b.end_row();
+  }
+  BlockMap m = b.finish();
   m.validate();
   return m;
 }

@@ -35,6 +35,8 @@ class FunctionMask : public PairMask {
 
 // One map from one mask. Throws (via BlockMap::validate) if a query attends to nothing.
 BlockMap compile_mask(const PairMask& mask, int64_t tokens, int block);
+// The same over q_tokens queries and kv_tokens keys (e.g. keys beyond the tokens).
+BlockMap compile_mask(const PairMask& mask, int64_t q_tokens, int64_t kv_tokens, int block);
 
 // Several maps (one per mask) with head h using map head_map[h % head_map.size()].
 BlockMap compile_masks(const std::vector<const PairMask*>& masks, int64_t tokens, int block,
@@ -49,6 +51,10 @@ BlockMap element_map(const PairMask& mask, int64_t tokens, int block);
 
 // Dense boolean block grid (nb x nb, row-major) to a map of full blocks.
 BlockMap grid_to_map(const std::vector<char>& grid, int64_t tokens, int block);
+
+// A random map for benchmarks, of about `density`: each query block keeps its diagonal block
+// and round(density·nb) - 1 others drawn uniformly (reproducible from `seed`); one map.
+BlockMap random_block_map(int64_t tokens, int block, double density, uint64_t seed);
 
 // Reporting of one map: densities as BlockMap defines them.
 struct MapStats {

@@ -2,15 +2,27 @@
 
 namespace ditgen::attn {
 
-void DenseBackend::attend(const AttentionInputs& in, float* out, const AttentionContext&) {
-  if (map_.tokens != in.tokens) map_ = BlockMap::dense(in.tokens, block_);
-  block_sparse_attention(in.q, in.k, in.v, out, in.batch * in.heads, in.tokens, in.head_dim, map_, opt_);
+bool AttendReport::allows(int head, int64_t q, int64_t k) const {
+  if (map == nullptr) return true;
+  if (!kernel_pos.empty()) {
+    const std::vector<int32_t>& pos = kernel_pos[size_t(head) % kernel_pos.size()];
+    if (!pos.empty()) q = pos[size_t(q)], k = pos[size_t(k)];
+  }
+  return map->allows(map->map_of_head(head), q, k);
 }
 
-std::string DenseBackend::spec() const { return "dense:block=" + std::to_string(block_) + ",isa=" + isa_name(opt_.isa); }
+AttendReport DenseBackend::attend(const AttentionInputs& in, float* out, const AttentionContext&) {
+  if (map_.tokens != in.tokens) map_ = BlockMap::dense(in.tokens, block_);
+  kernel_.run(self_attention(in.q, in.k, in.v, out, in.batch * in.heads, in.tokens, in.head_dim, &map_));
+  return {};
+}
+
+std::string DenseBackend::spec() const {
+  return "dense:block=" + std::to_string(block_) + ",isa=" + isa_name(kernel_.options().isa);
+}
 
 int64_t DenseBackend::state_bytes(int64_t tokens, int batch, int heads, int head_dim, int) const {
-  return kernel_state_bytes(opt_, block_, batch * heads, tokens, head_dim);
+  return kernel_state_bytes(kernel_.options(), block_, batch * heads, tokens, head_dim);
 }
 
 }  // namespace ditgen::attn

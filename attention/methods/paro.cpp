@@ -15,6 +15,7 @@
 #include "attention/mask/mask.h"
 #include "attention/methods/methods.h"
 #include "attention/mask/reorder.h"
+#include "attention/sparse/probe.h"
 #include "attention/sparse/sparse_backend.h"
 
 namespace ditgen::attn {
@@ -143,7 +144,7 @@ std::vector<std::vector<char>> paro_select(const std::vector<double>& m, int nb,
 // ---------------------------------------------------------------- calibrator
 
 ParoCalibrator::ParoCalibrator(int block, double mass, double sample, int every, KernelOptions opt)
-    : block_(block), every_(std::max(1, every)), mass_(mass), sample_(sample), opt_(opt) {}
+    : block_(block), every_(std::max(1, every)), mass_(mass), sample_(sample), kernel_(opt) {}
 
 std::string ParoCalibrator::spec() const {
   std::ostringstream s;
@@ -151,11 +152,11 @@ std::string ParoCalibrator::spec() const {
   return s.str();
 }
 
-void ParoCalibrator::attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) {
+AttendReport ParoCalibrator::attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) {
   if (in.layout == nullptr) throw std::invalid_argument("paro calibration needs the token layout");
   if (dense_.tokens != in.tokens) dense_ = BlockMap::dense(in.tokens, block_);
-  block_sparse_attention(in.q, in.k, in.v, out, in.batch * in.heads, in.tokens, in.head_dim, dense_, opt_);
-  if (ctx.step % every_ != 0) return;
+  kernel_.run(self_attention(in.q, in.k, in.v, out, in.batch * in.heads, in.tokens, in.head_dim, &dense_));
+  if (ctx.step % every_ != 0) return {};
   const auto t0 = std::chrono::steady_clock::now();
   const TokenLayout& l = *in.layout;
   const int64_t n = in.tokens;
@@ -168,7 +169,7 @@ void ParoCalibrator::attend(const AttentionInputs& in, float* out, const Attenti
     counts_.assign(size_t(layers_) * heads_ * 6, std::vector<double>(static_cast<size_t>(nb_), 0.0));
     calls_recorded_ = 0;
   }
-  if (ctx.layer >= layers_) return;
+  if (ctx.layer >= layers_) return {};
   // Block of each engine position under each order.
   std::vector<std::vector<int32_t>> blk(6, std::vector<int32_t>(static_cast<size_t>(n)));
   for (int o = 0; o < 6; ++o) {
@@ -205,6 +206,7 @@ void ParoCalibrator::attend(const AttentionInputs& in, float* out, const Attenti
   }
   ++calls_recorded_;
   stats_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return {};
 }
 
 ParoCalibration ParoCalibrator::result() const {
@@ -267,7 +269,7 @@ class ParoBackend : public SparseBackend {
  protected:
   bool is_static() const override { return false; }
 
-  double sparse_attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override {
+  AttendReport sparse_attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override {
     const TokenLayout& l = *in.layout;
     check_grid(l);
     if (in.heads != calib_.heads)
@@ -277,9 +279,8 @@ class ParoBackend : public SparseBackend {
     const int dh = in.head_dim, heads = in.batch * in.heads;
     if (ctx.layer >= calib_.layers) {  // not calibrated: dense
       const BlockMap d = BlockMap::dense(n, calib_.block);
-      block_sparse_attention(in.q, in.k, in.v, out, heads, n, dh, d, kernel_options());
-      set_last_pass(nullptr);
-      return 1.0;
+      kernel().run(self_attention(in.q, in.k, in.v, out, heads, n, dh, &d));
+      return {};
     }
     const BlockMap& m = layer_map(ctx.layer);
     // Gather index per head: engine position of each position in the head's order.
@@ -307,16 +308,16 @@ class ParoBackend : public SparseBackend {
         std::memcpy(&xv_[dst], in.v + src, sizeof(float) * size_t(dh));
       }
     }
-    block_sparse_attention(xq_.data(), xk_.data(), xv_.data(), xo_.data(), heads, n, dh, m, kernel_options());
-    {
-      std::vector<std::vector<int32_t>> pos(static_cast<size_t>(calib_.heads));
-      for (int h = 0; h < calib_.heads; ++h) {
-        const auto& idx = idx_[size_t(ctx.layer) * calib_.heads + h];
-        if (idx.empty()) continue;
-        pos[size_t(h)].resize(size_t(n));
-        for (int64_t i = 0; i < n; ++i) pos[size_t(h)][size_t(idx[size_t(i)])] = int32_t(i);
-      }
-      set_last_pass(&m, std::move(pos));
+    kernel().run(self_attention(xq_.data(), xk_.data(), xv_.data(), xo_.data(), heads, n, dh, &m));
+    AttendReport report;
+    report.map = &m;
+    report.density = m.pair_density();
+    report.kernel_pos.resize(static_cast<size_t>(calib_.heads));
+    for (int h = 0; h < calib_.heads; ++h) {
+      const auto& idx = idx_[size_t(ctx.layer) * calib_.heads + h];
+      if (idx.empty()) continue;
+      report.kernel_pos[size_t(h)].resize(size_t(n));
+      for (int64_t i = 0; i < n; ++i) report.kernel_pos[size_t(h)][size_t(idx[size_t(i)])] = int32_t(i);
     }
 #pragma omp parallel for schedule(static)
     for (int h = 0; h < heads; ++h) {
@@ -325,7 +326,7 @@ class ParoBackend : public SparseBackend {
       for (int64_t i = 0; i < n; ++i)
         std::memcpy(out + o + size_t(idx.empty() ? i : idx[size_t(i)]) * dh, &xo_[o + size_t(i) * dh], sizeof(float) * size_t(dh));
     }
-    return m.pair_density();
+    return report;
   }
 
   void report(nlohmann::json& j) const override {

@@ -40,7 +40,7 @@ struct ParoCalibration {
 class ParoCalibrator : public AttentionBackend {
  public:
   ParoCalibrator(int block, double mass, double sample, int every, KernelOptions opt = {});
-  void attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override;
+  AttendReport attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override;
   std::string spec() const override;
   std::string report_json() const override;
   // Chooses orders and masks from the statistics gathered so far.
@@ -50,7 +50,7 @@ class ParoCalibrator : public AttentionBackend {
  private:
   int block_, every_;
   double mass_, sample_;
-  KernelOptions opt_;
+  AttentionKernel kernel_;
   BlockMap dense_;
   int tp_ = 0, hp_ = 0, wp_ = 0, heads_ = 0, layers_ = 0, nb_ = 0;
   // stats_[((layer * heads + head) * 6 + order)] : nb x nb mass sums; counts_ likewise nb.

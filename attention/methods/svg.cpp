@@ -17,6 +17,7 @@
 
 #include "attention/methods/methods.h"
 #include "attention/mask/reorder.h"
+#include "attention/sparse/probe.h"
 #include "attention/sparse/sparse_backend.h"
 
 namespace ditgen::attn {
@@ -36,7 +37,7 @@ class SvgBackend : public SparseBackend {
  protected:
   bool is_static() const override { return false; }
 
-  double sparse_attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override {
+  AttendReport sparse_attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override {
     const auto t0 = std::chrono::steady_clock::now();
     const TokenLayout& l = *in.layout;
     const int64_t n = in.tokens;
@@ -72,9 +73,9 @@ class SvgBackend : public SparseBackend {
     for (int h = 0; h < heads; ++h) {
       const size_t o = size_t(h) * per_head;
       std::vector<float> exact(rows.size() * size_t(dh)), sp(exact.size()), tp(exact.size());
-      rows_attention(&fq_[o], &fk_[o], &fv_[o], n, dh, nullptr, 0, rows, exact.data());
-      rows_attention(&fq_[o], &fk_[o], &fv_[o], n, dh, &prof, 0, rows, sp.data());
-      rows_attention(&tq_[o], &tk_[o], &tv_[o], n, dh, &prof, 0, rows_tr, tp.data());
+      reference_rows(&fq_[o], &fk_[o], &fv_[o], n, dh, nullptr, 0, rows, exact.data());
+      reference_rows(&fq_[o], &fk_[o], &fv_[o], n, dh, &prof, 0, rows, sp.data());
+      reference_rows(&tq_[o], &tk_[o], &tv_[o], n, dh, &prof, 0, rows_tr, tp.data());
       double es = 0, et = 0;
       for (size_t i = 0; i < exact.size(); ++i) {
         es += double(sp[i] - exact[i]) * double(sp[i] - exact[i]);
@@ -96,13 +97,15 @@ class SvgBackend : public SparseBackend {
       std::memcpy(&xk_[o], t ? &tk_[o] : &fk_[o], sizeof(float) * per_head);
       std::memcpy(&xv_[o], t ? &tv_[o] : &fv_[o], sizeof(float) * per_head);
     }
-    block_sparse_attention(xq_.data(), xk_.data(), xv_.data(), xo_.data(), heads, n, dh, exec, kernel_options());
+    kernel().run(self_attention(xq_.data(), xk_.data(), xv_.data(), xo_.data(), heads, n, dh, &exec));
+    AttendReport report;
+    report.map = &exec;
+    report.density = exec.pair_density();
     {
-      std::vector<std::vector<int32_t>> pos(static_cast<size_t>(heads));
       std::vector<int32_t> inv_fm(static_cast<size_t>(n)), inv_tr(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i) inv_fm[size_t(idx_fm[size_t(i)])] = int32_t(i), inv_tr[size_t(idx_tr[size_t(i)])] = int32_t(i);
-      for (int h = 0; h < heads; ++h) pos[size_t(h)] = temporal_[size_t(h)] ? inv_tr : inv_fm;
-      set_last_pass(&exec, std::move(pos));
+      report.kernel_pos.resize(static_cast<size_t>(heads));
+      for (int h = 0; h < heads; ++h) report.kernel_pos[size_t(h)] = temporal_[size_t(h)] ? inv_tr : inv_fm;
     }
 #pragma omp parallel for schedule(static)
     for (int h = 0; h < heads; ++h) {
@@ -119,7 +122,7 @@ class SvgBackend : public SparseBackend {
     sparse_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     last_choice_.clear();
     for (char c : temporal_) last_choice_ += c ? 'T' : 'S';
-    return exec.pair_density();
+    return report;
   }
 
   void report(nlohmann::json& j) const override {

@@ -32,7 +32,7 @@ class ToppBackend : public SparseBackend {
  protected:
   bool is_static() const override { return false; }
 
-  double sparse_attend(const AttentionInputs& in, float* out, const AttentionContext&) override {
+  AttendReport sparse_attend(const AttentionInputs& in, float* out, const AttentionContext&) override {
     const int64_t n = in.tokens;
     const int dh = in.head_dim, heads = in.batch * in.heads, b = common().block;
     const int nb = int((n + b - 1) / b);
@@ -82,26 +82,21 @@ class ToppBackend : public SparseBackend {
         std::sort(keep.begin(), keep.end());
       }
     }
-    map_.tokens = n;
-    map_.block = b;
-    map_.num_maps = heads;
-    map_.head_map.resize(size_t(heads));
-    std::iota(map_.head_map.begin(), map_.head_map.end(), 0);
-    map_.full_cols.clear();
-    map_.full_ptr.assign(1, 0);
-    map_.partial_ptr.assign(size_t(heads) * nb + 1, 0);
-    map_.partial_cols.clear();
-    map_.partial_bits.clear();
+    std::vector<int32_t> head_map(static_cast<size_t>(heads));
+    std::iota(head_map.begin(), head_map.end(), 0);
+    BlockMapBuilder mb(n, n, b, heads, std::move(head_map));
     for (const auto& c : cols) {
-      map_.full_cols.insert(map_.full_cols.end(), c.begin(), c.end());
-      map_.full_ptr.push_back(int64_t(map_.full_cols.size()));
+      for (int32_t kb : c) mb.full(kb);
+      mb.end_row();
     }
-    block_sparse_attention(in.q, in.k, in.v, out, heads, n, dh, map_, kernel_options());
-    set_last_pass(&map_);
-    const double d = map_.pair_density();
-    density_sum_ += d;
+    map_ = mb.finish();
+    kernel().run(self_attention(in.q, in.k, in.v, out, heads, n, dh, &map_));
+    AttendReport r;
+    r.density = map_.pair_density();
+    r.map = &map_;
+    density_sum_ += r.density;
     ++sparse_calls_;
-    return d;
+    return r;
   }
 
   void report(nlohmann::json& j) const override {

@@ -58,10 +58,11 @@ class WindowBackend : public SparseBackend {
   BlockMap build_map(const TokenLayout& layout) override {
     WindowMask w(layout, rule_);
     if (!summary_) return compile_mask(w, layout.tokens(), common().block);
+    // The tokens' queries against the tokens' keys followed by one summary key per tile.
     WindowSummaryMask s(w, layout.tokens());
-    return compile_mask(s, layout.tokens() + w.num_tiles(), common().block);
+    return compile_mask(s, layout.tokens(), layout.tokens() + w.num_tiles(), common().block);
   }
-  double sparse_attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override {
+  AttendReport sparse_attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override {
     if (!summary_) return SparseBackend::sparse_attend(in, out, ctx);
     const TokenLayout& layout = *in.layout;
     const BlockMap& m = static_map(layout);
@@ -78,15 +79,13 @@ class WindowBackend : public SparseBackend {
         ++tile_count_[size_t(tile_of_[size_t(i)])];
       }
     }
+    // Keys and values: the tokens' followed by the tiles' means; the queries are the tokens'.
     const size_t per_head = size_t(n2) * size_t(dh);
-    q2_.assign(per_head * size_t(heads), 0.0f);
     k2_.assign(per_head * size_t(heads), 0.0f);
     v2_.assign(per_head * size_t(heads), 0.0f);
-    o2_.resize(per_head * size_t(heads));
 #pragma omp parallel for schedule(static)
     for (int h = 0; h < heads; ++h) {
       const size_t src = size_t(h) * size_t(n) * size_t(dh), dst = size_t(h) * per_head;
-      std::memcpy(&q2_[dst], in.q + src, sizeof(float) * size_t(n) * size_t(dh));
       std::memcpy(&k2_[dst], in.k + src, sizeof(float) * size_t(n) * size_t(dh));
       std::memcpy(&v2_[dst], in.v + src, sizeof(float) * size_t(n) * size_t(dh));
       float* ks = &k2_[dst + size_t(n) * size_t(dh)];
@@ -103,13 +102,14 @@ class WindowBackend : public SparseBackend {
         for (int c = 0; c < dh; ++c) ks[size_t(t) * size_t(dh) + size_t(c)] *= inv, vs[size_t(t) * size_t(dh) + size_t(c)] *= inv;
       }
     }
-    block_sparse_attention(q2_.data(), k2_.data(), v2_.data(), o2_.data(), heads, n2, dh, m, kernel_options());
-    set_last_pass(&m);
-#pragma omp parallel for schedule(static)
-    for (int h = 0; h < heads; ++h)
-      std::memcpy(out + size_t(h) * size_t(n) * size_t(dh), &o2_[size_t(h) * per_head], sizeof(float) * size_t(n) * size_t(dh));
+    AttentionCall call = self_attention(in.q, k2_.data(), v2_.data(), out, heads, n, dh, &m);
+    call.kv_len = n2;
+    kernel().run(call);
+    AttendReport r;
+    r.map = &m;
     // Pairs computed, relative to the N x N dense problem.
-    return m.pair_density() * double(n2) * double(n2) / (double(n) * double(n));
+    r.density = m.pair_density() * double(n2) / double(n);
+    return r;
   }
   void report(nlohmann::json& j) const override {
     j["tile"] = rule_.tile.str();
@@ -122,7 +122,7 @@ class WindowBackend : public SparseBackend {
   bool summary_;
   std::vector<int32_t> tile_layout_;
   std::vector<int> tile_of_, tile_count_;
-  std::vector<float> q2_, k2_, v2_, o2_;
+  std::vector<float> k2_, v2_;
 };
 
 }  // namespace

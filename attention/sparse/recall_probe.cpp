@@ -33,8 +33,8 @@ double kept_mass(const float* q_row, const float* keys, int64_t tokens, int head
   return kept / all;
 }
 
-void RecallProbe::attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) {
-  inner_.attend(in, out, ctx);
+AttendReport RecallProbe::attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) {
+  AttendReport report = inner_.attend(in, out, ctx);
   const auto t0 = std::chrono::steady_clock::now();
   if (rows_ > 0) {
     std::mt19937_64 rng(seed_ + 0x9E3779B97F4A7C15ull * ++calls_);
@@ -50,13 +50,14 @@ void RecallProbe::attend(const AttentionInputs& in, float* out, const AttentionC
       const int64_t qi = rows[size_t(i)];
       const float* q = in.q + (int64_t(h) * in.tokens + qi) * in.head_dim;
       const float* k = in.k + int64_t(h) * in.tokens * in.head_dim;
-      sum += kept_mass(q, k, in.tokens, in.head_dim, [&](int64_t kj) { return inner_.last_allows(h, qi, kj); });
+      sum += kept_mass(q, k, in.tokens, in.head_dim, [&](int64_t kj) { return report.allows(h, qi, kj); });
     }
     if (int(sum_.size()) <= ctx.layer) sum_.resize(size_t(ctx.layer) + 1, 0.0), count_.resize(size_t(ctx.layer) + 1, 0.0);
     sum_[size_t(ctx.layer)] += sum;
     count_[size_t(ctx.layer)] += n;
   }
   probe_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return report;
 }
 
 std::vector<double> RecallProbe::layer_recall() const {

@@ -13,12 +13,10 @@ namespace ditgen::attn {
 class RecallProbe : public AttentionBackend {
  public:
   RecallProbe(AttentionBackend& inner, int rows_per_head, uint64_t seed);
-  void attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override;
+  AttendReport attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override;
   std::string spec() const override { return inner_.spec(); }
-  double last_density() const override { return inner_.last_density(); }
   TokenLayout layout(int tp, int hp, int wp) const override { return inner_.layout(tp, hp, wp); }
   std::string report_json() const override { return inner_.report_json(); }
-  bool last_allows(int head, int64_t q, int64_t k) const override { return inner_.last_allows(head, q, k); }
   int64_t state_bytes(int64_t tokens, int batch, int heads, int head_dim, int num_layers) const override {
     return inner_.state_bytes(tokens, batch, heads, head_dim, num_layers);
   }

@@ -64,8 +64,9 @@ inline std::string run_backend(attn::AttentionBackend& b, int tp, int hp, int wp
     for (int layer = 0; layer < 2; ++layer) {
       attn::AttentionContext ctx;
       ctx.step = step, ctx.num_steps = 2, ctx.layer = layer, ctx.num_layers = 2;
+      attn::AttendReport report;
       try {
-        b.attend(in, out.data(), ctx);
+        report = b.attend(in, out.data(), ctx);
       } catch (const std::invalid_argument&) {
         return "";
       }
@@ -75,7 +76,7 @@ inline std::string run_backend(attn::AttentionBackend& b, int tp, int hp, int wp
                  std::to_string(step) + ", layer " + std::to_string(layer) + ")";
       // Pairs computed relative to N x N: above 1 only where a method adds tokens (window
       // summaries), never negative or non-finite.
-      const double d = b.last_density();
+      const double d = report.density;
       if (!(d >= 0 && d <= 4)) return "backend '" + b.spec() + "' reports density " + std::to_string(d);
     }
   return "";
