@@ -27,25 +27,13 @@ AttnSpec parse_spec(const std::string& text) {
   return s;
 }
 
-std::unique_ptr<AttentionBackend> make_dense(const AttnSpec& spec, const KernelOptions& opt) {
-  KeySet keys("dense", spec);
-  const int block = keys.integer("block", 64, 1, 1024);
-  KernelOptions o = opt;
-  o.isa = read_isa(keys, opt.isa);
-  keys.finish();
-  return std::make_unique<DenseBackend>(block, o);
-}
 
 const std::vector<MethodInfo>& methods() {
+#define METHOD(name, summary) {#name, summary, &make_##name},
   static const std::vector<MethodInfo> list = {
-      {"dense", "exact attention over every block", &make_dense},
-      {"radial", "Radial Attention's static energy-decay mask (frame-major, 128-block shrink rule)", &make_radial},
-      {"radial3d", "radial decay with a 3D spatial window in tile units", &make_radial3d},
-      {"window", "3D sliding tile window (STA/NATTEN) plus first-frame sink and optional tile summaries", &make_window},
-      {"svg", "Sparse VideoGen: per-head spatial or temporal band chosen by online profiling", &make_svg},
-      {"topp", "dynamic key blocks reaching softmax mass p from mean-pooled q and k blocks", &make_topp},
-      {"paro", "PAROAttention: per-head axis order and static block mask from `ditgen calibrate`", &make_paro},
+#include "attention/methods/list.h"
   };
+#undef METHOD
   return list;
 }
 

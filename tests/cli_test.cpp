@@ -8,6 +8,7 @@
 #include "apps/cli_common.h"
 #include "attention/spec.h"
 #include "io/weights_h5.h"
+#include "tests/model_util.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -20,15 +21,7 @@ using test::run_ditgen;
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
-    DiTConfig c;
-    c.dim = 32;
-    c.ffn_dim = 48;
-    c.num_heads = 2;
-    c.num_layers = 2;
-    c.freq_dim = 16;
-    c.ctx_dim = 16;
-    c.frame_height = 16;
-    c.frame_width = 16;
+    DiTConfig c = test::small_config();
     c.sample_steps = 3;
     DiTWeights w = DiTWeights::random(c, 11);
     model = dir / "tiny.h5";

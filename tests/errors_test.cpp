@@ -14,6 +14,7 @@
 #include <set>
 
 #include "io/weights_h5.h"
+#include "tests/model_util.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -23,19 +24,7 @@ namespace {
 
 using test::run_ditgen;
 
-DiTConfig tiny_config() {
-  DiTConfig c;
-  c.dim = 32;
-  c.ffn_dim = 48;
-  c.num_heads = 2;
-  c.num_layers = 2;
-  c.freq_dim = 16;
-  c.ctx_dim = 16;
-  c.frame_height = 16;
-  c.frame_width = 16;
-  c.sample_steps = 2;
-  return c;
-}
+DiTConfig tiny_config() { return test::small_config(); }
 
 using test::listing;
 

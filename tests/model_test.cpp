@@ -12,16 +12,11 @@ namespace ditgen {
 namespace {
 
 DiTConfig small_config() {
-  DiTConfig c;
+  DiTConfig c = test::small_config();
   c.dim = 48;
-  c.ffn_dim = 96;
-  c.num_heads = 2;  // Dh = 24
-  c.num_layers = 2;
-  c.freq_dim = 16;
+  c.ffn_dim = 96;  // Dh = 24
   c.ctx_dim = 20;
-  c.patch_t = 1;
-  c.patch_h = 2;
-  c.patch_w = 2;
+  c.patch_h = c.patch_w = 2;
   c.in_channels = 2;
   return c;
 }

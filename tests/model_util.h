@@ -9,6 +9,19 @@
 
 namespace ditgen::test {
 
+// The tests' model: builtin:tiny's structure (pipeline::tiny_config) at half its width, 16 x 16
+// frames, 2 steps. Tests change only the fields they are about.
+inline DiTConfig small_config() {
+  DiTConfig c = pipeline::tiny_config();
+  c.dim = 32;
+  c.ffn_dim = 48;
+  c.freq_dim = 16;
+  c.ctx_dim = 16;
+  c.frame_height = c.frame_width = 16;
+  c.sample_steps = 2;
+  return c;
+}
+
 inline pipeline::Model random_model(const DiTConfig& c, uint64_t seed) {
   return pipeline::assemble_model(c, DiTWeights::random(c, seed));
 }

@@ -166,15 +166,9 @@ TEST(InterruptWriting, SecondSignalRemovesTemporariesAndExitsAtOnce) {
 // ------------------------------------------------------------------------------ in-process runs
 
 DiTConfig small_config() {
-  DiTConfig c;
-  c.dim = 32;
+  DiTConfig c = test::small_config();
   c.ffn_dim = 64;
-  c.num_heads = 2;
-  c.num_layers = 2;
-  c.freq_dim = 16;
-  c.ctx_dim = 16;
-  c.frame_height = 32;
-  c.frame_width = 32;
+  c.frame_height = c.frame_width = 32;
   return c;
 }
 

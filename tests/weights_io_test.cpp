@@ -6,17 +6,16 @@
 #include <fstream>
 
 #include "io/weights_h5.h"
+#include "tests/model_util.h"
 #include "tests/test_util.h"
 
 namespace ditgen {
 namespace {
 
 DiTConfig tiny() {
-  DiTConfig c;
+  DiTConfig c = test::small_config();
   c.dim = 24;
   c.ffn_dim = 32;
-  c.num_heads = 2;
-  c.num_layers = 2;
   c.freq_dim = 8;
   c.ctx_dim = 12;
   return c;

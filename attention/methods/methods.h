@@ -1,5 +1,6 @@
 #pragma once
-// Factories of the sparse methods, one per --attn name; make_backend (spec.h) dispatches here.
+// Factories of the attention methods, one per --attn name (methods/list.h); make_backend
+// (spec.h) dispatches here. A new method is one file defining make_<name> and one line in list.h.
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,15 +14,11 @@ struct MethodInfo {
   std::string name, summary;
   std::unique_ptr<AttentionBackend> (*make)(const AttnSpec&, const KernelOptions&);
 };
-// Every method make_backend knows, dense first.
+// Every method make_backend knows, dense first (methods/list.h).
 const std::vector<MethodInfo>& methods();
 
-std::unique_ptr<AttentionBackend> make_dense(const AttnSpec& spec, const KernelOptions& opt);
-std::unique_ptr<AttentionBackend> make_radial(const AttnSpec& spec, const KernelOptions& opt);
-std::unique_ptr<AttentionBackend> make_radial3d(const AttnSpec& spec, const KernelOptions& opt);
-std::unique_ptr<AttentionBackend> make_window(const AttnSpec& spec, const KernelOptions& opt);
-std::unique_ptr<AttentionBackend> make_svg(const AttnSpec& spec, const KernelOptions& opt);
-std::unique_ptr<AttentionBackend> make_topp(const AttnSpec& spec, const KernelOptions& opt);
-std::unique_ptr<AttentionBackend> make_paro(const AttnSpec& spec, const KernelOptions& opt);
+#define METHOD(name, summary) std::unique_ptr<AttentionBackend> make_##name(const AttnSpec& spec, const KernelOptions& opt);
+#include "attention/methods/list.h"
+#undef METHOD
 
 }  // namespace ditgen::attn

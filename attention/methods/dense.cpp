@@ -1,4 +1,6 @@
 #include "attention/backend.h"
+#include "attention/methods/methods.h"
+#include "attention/sparse/keys.h"
 
 namespace ditgen::attn {
 
@@ -23,6 +25,15 @@ std::string DenseBackend::spec() const {
 
 int64_t DenseBackend::state_bytes(int64_t tokens, int batch, int heads, int head_dim, int) const {
   return kernel_state_bytes(kernel_.options(), block_, batch * heads, tokens, head_dim);
+}
+
+std::unique_ptr<AttentionBackend> make_dense(const AttnSpec& spec, const KernelOptions& opt) {
+  KeySet keys("dense", spec);
+  const int block = keys.integer("block", 64, 1, 1024);
+  KernelOptions o = opt;
+  o.isa = read_isa(keys, opt.isa);
+  keys.finish();
+  return std::make_unique<DenseBackend>(block, o);
 }
 
 }  // namespace ditgen::attn
