@@ -36,7 +36,7 @@ DENSE = model_module.attention  # the reference model's own attention, restored 
 
 
 def topp_keep(q, k, p, sink=True):
-    """q, k (B,NH,N,Dh) -> kept key blocks (B,NH,nb,nb) bool, as attention/topp.cpp selects."""
+    """q, k (B,NH,N,Dh) -> kept key blocks (B,NH,nb,nb) bool, as attention/methods/topp.cpp selects."""
     B, NH, N, Dh = q.shape
     nb = N // BLOCK
     qb = q.reshape(B, NH, nb, BLOCK, Dh).mean(3)

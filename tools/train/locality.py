@@ -10,7 +10,7 @@ Masks are predicates over token coordinates in frame-major order (tokens of a (T
 grid), written to match the C++ rules of attention/:
   * `temporal`: `window:tile=1xHpxWp,window=3x1x1` (three whole frames, window clamped at the
     ends so it stays three frames, plus the first frame as a sink);
-  * `radial3d`: `radial3d:decay=D` with its default 1x8x8 tiles (attention/radial.h).
+  * `radial3d`: `radial3d:decay=D` with its default 1x8x8 tiles (attention/mask/radial.h).
 """
 import math
 
@@ -39,7 +39,7 @@ def temporal_allowed(cq, ck, grid, frames=3, sink=True):
 
 
 def radial3d_allowed(cq, ck, grid, decay=0.5, tile=(8, 8), sink=True):
-    """The pair rule of attention/radial.cpp (Radial3dMask::allowed), vectorised."""
+    """The pair rule of attention/mask/radial.cpp (Radial3dMask::allowed), vectorised."""
     _, H, W = grid
     th, tw = -(-H // tile[0]), -(-W // tile[1])
     dt = (cq[:, None, 0] - ck[None, :, 0]).abs()
