@@ -49,9 +49,9 @@ class DiTModel {
  private:
   void prepare(const LatentShape& shape, const attn::AttentionBackend& backend);
   void embed_time(const double* timesteps, int batch, Tensor& e, Tensor& e0);
-  // (B, n, D) rows <-> (B*NH, n, Dh) heads: the pair of permutations around every attention.
-  void to_heads(const float* rows, int batch, int64_t n, float* heads) const;
-  void from_heads(const float* heads, int batch, int64_t n, float* rows) const;
+  // (B, n, D) rows -> (B*NH, n, Dh) heads (to_heads), or back: the pair of permutations around
+  // every attention call.
+  void move_heads(const float* src, float* dst, int batch, int64_t n, bool to_heads) const;
   void block_forward(int layer, int batch, const Tensor& e0, const Tensor& ctx, attn::AttentionBackend& backend,
                      attn::AttentionContext actx, ForwardProfile* profile);
 

@@ -3,7 +3,8 @@
 # frame as PNG (the .mkv is written too, but its container carries random ids) and the JSON with its timing and memory
 # fields removed; then, given a second output folder, says per case whether the frames and the
 # JSON are bit-identical and, where the frames differ, their PSNR.
-#   tools/arch/identical.sh run BINARY OUTDIR      one binary's outputs
+#   tools/arch/identical.sh run BINARY OUTDIR [FRAMES...]   one binary's outputs (all cases,
+#                                                  or those of the frame counts given)
 #   tools/arch/identical.sh diff OUTDIR_A OUTDIR_B  the comparison
 # Cases: dense and two sparse specs at 1, 16 and 64 frames (64 frames at 6 steps, to keep the
 # run within minutes on two cores).
@@ -15,9 +16,11 @@ PY=/usr/bin/python3
 case "${1:-}" in
 run)
   bin=$2 out=$3
+  only=" ${*:4} "
   mkdir -p "$out"
   for c in "${CASES[@]}"; do
     read -r frames steps <<<"$c"
+    [ "$only" != "  " ] && [[ "$only" != *" $frames "* ]] && continue
     for i in "${!SPECS[@]}"; do
       name="f${frames}_a${i}"
       rm -rf "$out/$name"
@@ -42,7 +45,7 @@ PYEOF
   ;;
 diff)
   a=$2 b=$3
-  for d in "$a"/f*_a*; do
+  for d in "$b"/f*_a*; do
     name=$(basename "$d")
     $PY - "$a/$name" "$b/$name" "$name" <<'PYEOF'
 import glob, hashlib, json, os, sys
