@@ -197,19 +197,6 @@ void DiTModel::forward(const float* x, const LatentShape& shape, int batch, cons
   }
 }
 
-void DiTModel::move_heads(const float* src, float* dst, int batch, int64_t n, bool to_heads) const {
-  const int NH = cfg_.num_heads, Dh = cfg_.head_dim();
-  const int64_t D = cfg_.dim;
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < int64_t(batch) * n; ++r) {
-    const int64_t b = r / n, i = r % n;
-    for (int h = 0; h < NH; ++h) {
-      const int64_t row = r * D + h * Dh, head = ((b * NH + h) * n + i) * Dh;
-      std::memcpy(dst + (to_heads ? head : row), src + (to_heads ? row : head), sizeof(float) * size_t(Dh));
-    }
-  }
-}
-
 void DiTModel::block_forward(int layer, int batch, const Tensor& e0, const Tensor& ctx,
                              attn::AttentionBackend& backend, attn::AttentionContext actx, ForwardProfile* profile) {
   const BlockWeights& w = w_.blocks[size_t(layer)];
@@ -254,7 +241,7 @@ void DiTModel::block_forward(int layer, int batch, const Tensor& e0, const Tenso
   attn::AttendReport report;
   timed(profile ? &profile->attention_seconds : nullptr, [&] { report = backend.attend(in, attn_.data(), actx); });
   if (profile) profile->add_density(layer, report.density);
-  move_heads(attn_.data(), a_.data(), batch, N, false);
+  ops::move_heads(attn_.data(), a_.data(), batch, N, NH, Dh, false);
   y_.reset({BN, D});
   timed(lin, [&] { ops::linear(a_.data(), BN, D, w.sa_o.weight.data(), w.sa_o.bias.data(), D, y_.data()); });
   for (int b = 0; b < batch; ++b) ops::gated_add(x_.data() + b * N * D, y_.data() + b * N * D, m(b, 2), N, D);
@@ -268,15 +255,15 @@ void DiTModel::block_forward(int layer, int batch, const Tensor& e0, const Tenso
   timed(lin, [&] { ops::linear(a_.data(), BN, D, w.ca_q.weight.data(), w.ca_q.bias.data(), D, y_.data()); });
   ops::rms_norm(y_.data(), BN, D, cfg_.eps, w.ca_norm_q.data(), y_.data());
   // The kernel takes heads contiguous: q (B*NH, N, Dh), k and v (B*NH, L, Dh); dense, no mask.
-  move_heads(y_.data(), q_.data(), batch, N, true);
+  ops::move_heads(y_.data(), q_.data(), batch, N, NH, Dh, true);
   Tensor ckh({int64_t(batch) * NH, L, Dh}), cvh({int64_t(batch) * NH, L, Dh});
-  move_heads(ck.data(), ckh.data(), batch, L, true);
-  move_heads(cv.data(), cvh.data(), batch, L, true);
+  ops::move_heads(ck.data(), ckh.data(), batch, L, NH, Dh, true);
+  ops::move_heads(cv.data(), cvh.data(), batch, L, NH, Dh, true);
   attn::AttentionCall cross;
   cross.q = q_.data(), cross.k = ckh.data(), cross.v = cvh.data(), cross.out = attn_.data();
   cross.heads = batch * NH, cross.q_len = N, cross.kv_len = L, cross.head_dim = Dh;
   cross_kernel_.run(cross);
-  move_heads(attn_.data(), a_.data(), batch, N, false);
+  ops::move_heads(attn_.data(), a_.data(), batch, N, NH, Dh, false);
   timed(lin, [&] { ops::linear(a_.data(), BN, D, w.ca_o.weight.data(), w.ca_o.bias.data(), D, y_.data()); });
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < BN * D; ++i) x_[i] += y_[i];

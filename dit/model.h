@@ -49,9 +49,6 @@ class DiTModel {
  private:
   void prepare(const LatentShape& shape, const attn::AttentionBackend& backend);
   void embed_time(const double* timesteps, int batch, Tensor& e, Tensor& e0);
-  // (B, n, D) rows -> (B*NH, n, Dh) heads (to_heads), or back: the pair of permutations around
-  // every attention call.
-  void move_heads(const float* src, float* dst, int batch, int64_t n, bool to_heads) const;
   void block_forward(int layer, int batch, const Tensor& e0, const Tensor& ctx, attn::AttentionBackend& backend,
                      attn::AttentionContext actx, ForwardProfile* profile);
 

@@ -168,4 +168,16 @@ void gated_add(float* x, const float* y, const float* gate, int64_t rows, int64_
     for (int64_t i = 0; i < width; ++i) x[r * width + i] += gate[i] * y[r * width + i];
 }
 
+void move_heads(const float* src, float* dst, int batch, int64_t n, int heads, int head_dim, bool to_heads) {
+  const int64_t D = int64_t(heads) * head_dim;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < int64_t(batch) * n; ++r) {
+    const int64_t b = r / n, i = r % n;
+    for (int h = 0; h < heads; ++h) {
+      const int64_t row = r * D + int64_t(h) * head_dim, head = ((b * heads + h) * n + i) * head_dim;
+      std::memcpy(dst + (to_heads ? head : row), src + (to_heads ? row : head), sizeof(float) * size_t(head_dim));
+    }
+  }
+}
+
 }  // namespace ditgen::ops

@@ -30,6 +30,10 @@ float gelu_tanh_ref(float u);
 // SiLU into y (in place allowed).
 void silu(const float* x, int64_t n, float* y);
 
+// Rows (B, n, NH·Dh) -> heads (B·NH, n, Dh) with to_heads, else back: the pair of permutations
+// around every attention call.
+void move_heads(const float* src, float* dst, int batch, int64_t n, int heads, int head_dim, bool to_heads);
+
 // x (rows, width) += gate (width) ⊙ y (rows, width).
 void gated_add(float* x, const float* y, const float* gate, int64_t rows, int64_t width);
 

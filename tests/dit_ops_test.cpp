@@ -274,5 +274,21 @@ TEST(Rope, ReadsCoordinatesFromTheLayout) {
   }
 }
 
+TEST(DitOps, MoveHeadsRoundTripsAndPutsEachHeadContiguous) {
+  auto rng = fresh_rng();
+  const int batch = 2, heads = 3, dh = 5;
+  const int64_t n = 7;
+  const auto x = random_vector(size_t(batch * n * heads * dh), rng);
+  std::vector<float> h(x.size()), back(x.size(), NAN);
+  ops::move_heads(x.data(), h.data(), batch, n, heads, dh, true);
+  for (int b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < n; ++i)
+      for (int hh = 0; hh < heads; ++hh)
+        for (int c = 0; c < dh; ++c)
+          ASSERT_EQ(h[size_t(((b * heads + hh) * n + i) * dh + c)], x[size_t((b * n + i) * heads * dh + hh * dh + c)]);
+  ops::move_heads(h.data(), back.data(), batch, n, heads, dh, false);
+  EXPECT_EQ(back, x);
+}
+
 }  // namespace
 }  // namespace ditgen
