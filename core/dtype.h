@@ -13,23 +13,24 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the conversions read l
 
 namespace ditgen {
 
-enum class DType { F32, BF16, F16 };
+enum class DType { F32, BF16, F16, I64 };  // I64: step counts and timesteps in reference files
 
-// The safetensors spelling: "F32", "BF16", "F16".
+// The safetensors spelling: "F32", "BF16", "F16", "I64".
 constexpr const char* dtype_name(DType t) {
   switch (t) {
     case DType::F32: return "F32";
     case DType::BF16: return "BF16";
     case DType::F16: return "F16";
+    case DType::I64: return "I64";
   }
   return "?";
 }
 
-constexpr size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+constexpr size_t dtype_size(DType t) { return t == DType::I64 ? 8 : t == DType::F32 ? 4 : 2; }
 
 // The DType named `s` (exact, case-sensitive safetensors spelling), or nothing.
 inline std::optional<DType> parse_dtype(std::string_view s) {
-  for (DType t : {DType::F32, DType::BF16, DType::F16})
+  for (DType t : {DType::F32, DType::BF16, DType::F16, DType::I64})
     if (s == dtype_name(t)) return t;
   return std::nullopt;
 }
@@ -81,7 +82,8 @@ inline void widen_16(const unsigned char* src, float* dst, int64_t n) {
   }
 }
 
-// n elements of type `t` at `src` (any alignment, little-endian as on disk) to float32.
+// n elements of type `t` at `src` (any alignment, little-endian as on disk) to float32 (I64:
+// exact up to 2^24 in magnitude, rounded beyond).
 inline void convert_to_float(DType t, const void* src, float* dst, int64_t n) {
   const unsigned char* s = static_cast<const unsigned char*>(src);
   if (n <= 0) return;
@@ -89,6 +91,13 @@ inline void convert_to_float(DType t, const void* src, float* dst, int64_t n) {
     case DType::F32: std::memcpy(dst, s, size_t(n) * 4); return;
     case DType::BF16: widen_16<bf16_to_float>(s, dst, n); return;
     case DType::F16: widen_16<f16_to_float>(s, dst, n); return;
+    case DType::I64:
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t v;
+        std::memcpy(&v, s + 8 * i, 8);
+        dst[i] = float(v);
+      }
+      return;
   }
 }
 

@@ -20,7 +20,7 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-const char* const kExpectedDtypes = "expected F32, BF16 or F16";
+const char* const kExpectedDtypes = "expected F32, BF16, F16 or I64";
 
 // Names come from the file: quoted, and cut (at a UTF-8 character boundary) if long.
 std::string quote_name(const std::string& s) {
@@ -66,7 +66,7 @@ bool shape_numel(const std::vector<int64_t>& shape, int64_t* numel) {
 // Dtypes of the safetensors format that this reader refuses by name.
 bool known_unsupported_dtype(const std::string& s) {
   static const std::set<std::string> others = {"BOOL", "U8",  "I8",  "U16", "I16",     "U32",     "I32",
-                                               "U64",  "I64", "F64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4"};
+                                               "U64",  "F64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4"};
   return others.count(s) != 0;
 }
 
@@ -322,6 +322,13 @@ void SafetensorsFile::read_bf16(const std::string& name, uint16_t* dst) const {
         dst[i] = float_to_bf16(f16_to_float(h));
       }
       return;
+    case DType::I64:
+      for (int64_t i = 0; i < v.numel; ++i) {
+        float x;
+        convert_to_float(DType::I64, s + 8 * i, &x, 1);
+        dst[i] = float_to_bf16(x);
+      }
+      return;
   }
 }
 
@@ -370,7 +377,8 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsWri
       fail(tw + "shape " + shape_text(t.shape) + " is too large: its size in bytes overflows 64 bits");
     if (t.values && t.bytes) fail(tw + "both float values and bytes given, expected one");
     if (numel > 0 && !t.values && !t.bytes) fail(tw + "no data given");
-    if (t.values && t.dtype == DType::F16) fail(tw + "F16 from float values is not supported, give its bytes");
+    if (t.values && (t.dtype == DType::F16 || t.dtype == DType::I64))
+      fail(tw + dtype_name(t.dtype) + " from float values is not supported, give its bytes");
     const uint64_t bytes = uint64_t(numel) * dtype_size(t.dtype);
     if (__builtin_add_overflow(offset, bytes, &offset)) fail("the tensors hold more bytes than fit in 64 bits");
     header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset - bytes, offset}}};

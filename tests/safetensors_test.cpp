@@ -85,8 +85,18 @@ TEST(DType, NamesSizesAndParsing) {
   EXPECT_EQ(dtype_size(DType::F32), 4u);
   EXPECT_EQ(dtype_size(DType::BF16), 2u);
   EXPECT_EQ(dtype_size(DType::F16), 2u);
-  for (DType t : {DType::F32, DType::BF16, DType::F16}) EXPECT_EQ(parse_dtype(dtype_name(t)), t);
+  EXPECT_EQ(dtype_size(DType::I64), 8u);
+  for (DType t : {DType::F32, DType::BF16, DType::F16, DType::I64}) EXPECT_EQ(parse_dtype(dtype_name(t)), t);
   for (const char* bad : {"f32", "F64", "", "BF16 ", "float32"}) EXPECT_FALSE(parse_dtype(bad)) << bad;
+}
+
+TEST(DType, I64ToFloatIsExactUpTo2To24) {
+  const std::vector<int64_t> v = {0, 1, -1, 999, -16777216, 16777216, 16777217, int64_t(1) << 40};
+  std::vector<float> f(v.size());
+  convert_to_float(DType::I64, v.data(), f.data(), int64_t(v.size()));
+  for (size_t i = 0; i < v.size(); ++i) EXPECT_EQ(f[i], float(v[i])) << v[i];
+  EXPECT_EQ(f[3], 999.0f);
+  EXPECT_EQ(f[6], 16777216.0f);  // 2^24 + 1 rounds to even
 }
 
 TEST(DType, Bf16ToFloatEveryPattern) {
@@ -234,10 +244,10 @@ TEST(Safetensors, EveryValidationRuleNamesTheProblem) {
       {"no shape", craft(R"({"w":{"dtype":"F32","data_offsets":[0,8]}})", w8), {"tensor 'w': entry has no shape"}},
       {"no offsets", craft(R"({"w":{"dtype":"F32","shape":[2]}})", w8), {"tensor 'w': entry has no data_offsets"}},
       {"dtype not a string", craft(R"({"w":{"dtype":4,"shape":[1],"data_offsets":[0,4]}})", w8),
-       {"tensor 'w': dtype is a number, expected F32, BF16 or F16"}},
-      {"unknown dtype", craft("{" + entry("w", "Q8", "[2]", "[0,8]") + "}", w8), {"tensor 'w': unknown dtype 'Q8', expected F32, BF16 or F16"}},
-      {"F64", craft("{" + entry("w", "F64", "[1]", "[0,8]") + "}", w8), {"tensor 'w': dtype F64 is not supported, expected F32, BF16 or F16"}},
-      {"I64", craft("{" + entry("step", "I64", "[1]", "[0,8]") + "}", w8), {"tensor 'step': dtype I64 is not supported"}},
+       {"tensor 'w': dtype is a number, expected F32, BF16, F16 or I64"}},
+      {"unknown dtype", craft("{" + entry("w", "Q8", "[2]", "[0,8]") + "}", w8), {"tensor 'w': unknown dtype 'Q8', expected F32, BF16, F16 or I64"}},
+      {"F64", craft("{" + entry("w", "F64", "[1]", "[0,8]") + "}", w8), {"tensor 'w': dtype F64 is not supported, expected F32, BF16, F16 or I64"}},
+      {"I32", craft("{" + entry("step", "I32", "[2]", "[0,8]") + "}", w8), {"tensor 'step': dtype I32 is not supported"}},
       {"shape not a list", craft("{" + entry("w", "F32", "2", "[0,8]") + "}", w8), {"tensor 'w': shape is a number, expected a list"}},
       {"negative dimension", craft("{" + entry("w", "F32", "[2,-2]", "[0,8]") + "}", w8),
        {"tensor 'w': shape[1] is -2, expected a non-negative integer"}},

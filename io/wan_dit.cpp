@@ -1,0 +1,131 @@
+#include "io/wan_dit.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <stdexcept>
+
+#include "io/safetensors.h"
+
+namespace ditgen::io {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw std::runtime_error("Wan2.1 DiT file '" + path + "': " + what);
+}
+
+// The diffusers-format name of an original Wan2.1 name (docs/wan-reference.md lists the map).
+std::string diffusers_name(const std::string& wan) {
+  static const std::vector<std::pair<std::regex, std::string>> rules = {
+      {std::regex(R"(^time_embedding\.0\.)"), "condition_embedder.time_embedder.linear_1."},
+      {std::regex(R"(^time_embedding\.2\.)"), "condition_embedder.time_embedder.linear_2."},
+      {std::regex(R"(^text_embedding\.0\.)"), "condition_embedder.text_embedder.linear_1."},
+      {std::regex(R"(^text_embedding\.2\.)"), "condition_embedder.text_embedder.linear_2."},
+      {std::regex(R"(^time_projection\.1\.)"), "condition_embedder.time_proj."},
+      {std::regex(R"(^head\.modulation$)"), "scale_shift_table"},
+      {std::regex(R"(^head\.head\.)"), "proj_out."},
+      {std::regex(R"(^blocks\.(\d+)\.modulation$)"), "blocks.$1.scale_shift_table"},
+      {std::regex(R"(^blocks\.(\d+)\.self_attn\.([qkv])\.)"), "blocks.$1.attn1.to_$2."},
+      {std::regex(R"(^blocks\.(\d+)\.self_attn\.o\.)"), "blocks.$1.attn1.to_out.0."},
+      {std::regex(R"(^blocks\.(\d+)\.self_attn\.norm_)"), "blocks.$1.attn1.norm_"},
+      {std::regex(R"(^blocks\.(\d+)\.cross_attn\.([qkv])\.)"), "blocks.$1.attn2.to_$2."},
+      {std::regex(R"(^blocks\.(\d+)\.cross_attn\.o\.)"), "blocks.$1.attn2.to_out.0."},
+      {std::regex(R"(^blocks\.(\d+)\.cross_attn\.norm_)"), "blocks.$1.attn2.norm_"},
+      {std::regex(R"(^blocks\.(\d+)\.norm3\.)"), "blocks.$1.norm2."},  // the cross-attention norm
+      {std::regex(R"(^blocks\.(\d+)\.ffn\.0\.)"), "blocks.$1.ffn.net.0.proj."},
+      {std::regex(R"(^blocks\.(\d+)\.ffn\.2\.)"), "blocks.$1.ffn.net.2."},
+  };
+  for (const auto& [re, to] : rules)
+    if (std::regex_search(wan, re)) return std::regex_replace(wan, re, to);
+  return wan;  // patch_embedding.* keeps its name
+}
+
+const std::vector<int64_t>& shape_of(const SafetensorsFile& f, const std::string& name) {
+  if (!f.has(name)) fail(f.path(), "has no tensor '" + name + "'");
+  return f.tensor(name).shape;
+}
+
+int64_t dim_at(const SafetensorsFile& f, const std::string& name, size_t axis, size_t rank) {
+  const std::vector<int64_t>& s = shape_of(f, name);
+  if (s.size() != rank) fail(f.path(), "tensor '" + name + "' has shape " + shape_string(s) + ", expected rank " + std::to_string(rank));
+  return s[axis];
+}
+
+}  // namespace
+
+WanDiTSettings read_wan_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("Wan2.1 config '" + path + "' cannot be read");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("Wan2.1 config '" + path + "' is not JSON: " + e.what());
+  }
+  WanDiTSettings s;
+  auto integer = [&](const char* key, int lo, int hi, int& out) {
+    if (!j.contains(key)) return false;
+    if (!j[key].is_number_integer() || j[key].get<int64_t>() < lo || j[key].get<int64_t>() > hi)
+      throw std::runtime_error("Wan2.1 config '" + path + "': " + key + " = " + j[key].dump() + ", expected an integer " +
+                               std::to_string(lo) + " to " + std::to_string(hi));
+    out = j[key].get<int>();
+    return true;
+  };
+  if (!integer("num_heads", 1, 4096, s.num_heads) && !integer("num_attention_heads", 1, 4096, s.num_heads))
+    throw std::runtime_error("Wan2.1 config '" + path + "' names no num_heads");
+  integer("text_len", 1, 1 << 16, s.text_len);
+  if (j.contains("eps")) {
+    if (!j["eps"].is_number() || !(j["eps"].get<double>() > 0 && j["eps"].get<double>() < 1))
+      throw std::runtime_error("Wan2.1 config '" + path + "': eps = " + j["eps"].dump() + ", expected a number in (0, 1)");
+    s.eps = j["eps"].get<double>();
+  }
+  return s;
+}
+
+LoadedModel load_wan_dit(const std::string& path, const WanDiTSettings& settings) {
+  const SafetensorsFile f = SafetensorsFile::open(path);
+  const bool diffusers = !f.has("time_embedding.0.weight") && f.has("condition_embedder.time_embedder.linear_1.weight");
+  auto name = [&](const std::string& wan) { return diffusers ? diffusers_name(wan) : wan; };
+
+  LoadedModel m;
+  DiTConfig& c = m.config;
+  c.dim = int(dim_at(f, name("patch_embedding.weight"), 0, 5));
+  c.in_channels = int(dim_at(f, name("patch_embedding.weight"), 1, 5));
+  c.patch_t = int(dim_at(f, name("patch_embedding.weight"), 2, 5));
+  c.patch_h = int(dim_at(f, name("patch_embedding.weight"), 3, 5));
+  c.patch_w = int(dim_at(f, name("patch_embedding.weight"), 4, 5));
+  c.ffn_dim = int(dim_at(f, name("blocks.0.ffn.0.weight"), 0, 2));
+  c.freq_dim = int(dim_at(f, name("time_embedding.0.weight"), 1, 2));
+  c.ctx_dim = int(dim_at(f, name("text_embedding.0.weight"), 1, 2));
+  c.num_layers = 0;
+  while (f.has(name("blocks." + std::to_string(c.num_layers) + ".modulation"))) ++c.num_layers;
+  if (settings.num_heads < 1 || c.dim % settings.num_heads != 0)
+    fail(path, "num_heads = " + std::to_string(settings.num_heads) + " does not divide the width " + std::to_string(c.dim));
+  c.num_heads = settings.num_heads;
+  c.ctx_len = settings.text_len;
+  c.num_classes = 0;
+  c.eps = settings.eps;
+  c.rope_theta = 10000.0;
+  c.sample_shift = 5.0;
+  c.sample_steps = 50;
+  c.sample_cfg = 5.0;
+  c.frame_height = 480;
+  c.frame_width = 832;
+  try {
+    c.validate();
+  } catch (const std::invalid_argument& e) {
+    fail(path, e.what());
+  }
+  for (DiTWeights::Entry& e : m.weights.tensor_table(c)) {
+    const std::string n = name(e.name);
+    const std::vector<int64_t>& s = shape_of(f, n);
+    if (s != e.shape) fail(path, "tensor '" + n + "' has shape " + shape_string(s) + ", expected " + shape_string(e.shape));
+    e.tensor->reset(e.shape);
+    f.read_float(n, e.tensor->data());
+    m.tensors.push_back({n, s, dtype_name(f.tensor(n).dtype)});
+  }
+  return m;
+}
+
+}  // namespace ditgen::io
