@@ -42,6 +42,22 @@ double rel_error(const float* a, const std::vector<float>& b) {
   return num / den;
 }
 
+// [C, T, H, W] <-> the engine's [T, H, W, C].
+std::vector<float> to_thwc(const std::vector<float>& x, const std::vector<int64_t>& s) {
+  std::vector<float> y(x.size());
+  const int64_t C = s[0], P = s[1] * s[2] * s[3];
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t p = 0; p < P; ++p) y[size_t(p * C + c)] = x[size_t(c * P + p)];
+  return y;
+}
+std::vector<float> to_cthw(const std::vector<float>& y, const std::vector<int64_t>& s) {
+  std::vector<float> x(y.size());
+  const int64_t C = s[0], P = s[1] * s[2] * s[3];
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t p = 0; p < P; ++p) x[size_t(c * P + p)] = y[size_t(p * C + c)];
+  return x;
+}
+
 // The official forward pass of tiny_dit_forward.safetensors through the C++ model of `weights`.
 struct Forward {
   std::vector<float> velocity;  // [C, T, H, W] as the official code lays it out
@@ -56,10 +72,8 @@ Forward run_forward(const std::string& weights) {
   const std::vector<int64_t> xs = g.tensor("x").shape;  // [C, T, H, W]
   const int C = int(xs[0]), T = int(xs[1]), H = int(xs[2]), W = int(xs[3]);
   EXPECT_EQ(C, c.in_channels);
-  const std::vector<float> x = g.to_float("x");
-  std::vector<float> xt(x.size()), vt(x.size());
-  for (int ch = 0; ch < C; ++ch)  // [C, T, H, W] -> the engine's [T, H, W, C]
-    for (int64_t p = 0; p < int64_t(T) * H * W; ++p) xt[size_t(p * C + ch)] = x[size_t(ch * int64_t(T) * H * W + p)];
+  const std::vector<float> xt = to_thwc(g.to_float("x"), xs);
+  std::vector<float> vt(xt.size());
   // The context zero-padded to text_len rows, as the official model pads it.
   const std::vector<int64_t> cs = g.tensor("context").shape;
   const std::vector<float> ctx = g.to_float("context");
@@ -72,9 +86,7 @@ Forward run_forward(const std::string& weights) {
   attn::DenseBackend dense;
   m.dit->set_capture(&f.blocks);
   m.dit->forward(xt.data(), LatentShape{T, H, W}, 1, &timestep, raw, dense, {}, vt.data());
-  f.velocity.resize(vt.size());
-  for (int ch = 0; ch < C; ++ch)
-    for (int64_t p = 0; p < int64_t(T) * H * W; ++p) f.velocity[size_t(ch * int64_t(T) * H * W + p)] = vt[size_t(p * C + ch)];
+  f.velocity = to_cthw(vt, xs);
   return f;
 }
 
@@ -93,22 +105,6 @@ TEST(WanDiT, ForwardMatchesTheOfficialCodeBlockByBlock) {
   const double e = rel_error(f.velocity.data(), ref);
   std::printf("velocity: max relative error %.3g\n", e);
   EXPECT_LE(e, 1e-3);
-}
-
-// [C, T, H, W] <-> the engine's [T, H, W, C].
-std::vector<float> to_thwc(const std::vector<float>& x, const std::vector<int64_t>& s) {
-  std::vector<float> y(x.size());
-  const int64_t C = s[0], P = s[1] * s[2] * s[3];
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t p = 0; p < P; ++p) y[size_t(p * C + c)] = x[size_t(c * P + p)];
-  return y;
-}
-std::vector<float> to_cthw(const std::vector<float>& y, const std::vector<int64_t>& s) {
-  std::vector<float> x(y.size());
-  const int64_t C = s[0], P = s[1] * s[2] * s[3];
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t p = 0; p < P; ++p) x[size_t(c * P + p)] = y[size_t(p * C + c)];
-  return x;
 }
 
 TEST(WanDiT, FourStepUniPCSamplingMatchesTheOfficialScheduler) {
