@@ -7,8 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "attention/backend.h"
 #include "io/safetensors.h"
@@ -16,78 +14,26 @@
 #include "pipeline/family.h"
 #include "sampler/sampler.h"
 #include "tests/test_util.h"
+#include "tests/wan_golden.h"
 
 namespace ditgen {
 namespace {
 
 const std::string kDir = std::string(DITGEN_SOURCE_DIR) + "/tests/data/wan/";
 
-io::WanDiTSettings tiny_settings() {
-  std::ifstream in(kDir + "tiny_dit_config.json");
-  const nlohmann::json j = nlohmann::json::parse(in);
-  io::WanDiTSettings s;
-  s.num_heads = j["wan_model"]["num_heads"].get<int>();
-  s.text_len = j["wan_model"]["text_len"].get<int>();
-  s.eps = j["wan_model"]["eps"].get<double>();
-  return s;
-}
+io::WanDiTSettings tiny_settings() { return wan_golden::settings_from_config(kDir + "tiny_dit_config.json"); }
 
-// max |a - b| / max |b|
-double rel_error(const float* a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    num = std::max(num, std::fabs(double(a[i]) - double(b[i])));
-    den = std::max(den, std::fabs(double(b[i])));
-  }
-  return num / den;
-}
-
-// [C, T, H, W] <-> the engine's [T, H, W, C].
-std::vector<float> to_thwc(const std::vector<float>& x, const std::vector<int64_t>& s) {
-  std::vector<float> y(x.size());
-  const int64_t C = s[0], P = s[1] * s[2] * s[3];
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t p = 0; p < P; ++p) y[size_t(p * C + c)] = x[size_t(c * P + p)];
-  return y;
-}
-std::vector<float> to_cthw(const std::vector<float>& y, const std::vector<int64_t>& s) {
-  std::vector<float> x(y.size());
-  const int64_t C = s[0], P = s[1] * s[2] * s[3];
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t p = 0; p < P; ++p) x[size_t(c * P + p)] = y[size_t(p * C + c)];
-  return x;
-}
+using wan_golden::Forward;
+using wan_golden::rel_error;
+using wan_golden::to_cthw;
+using wan_golden::to_thwc;
 
 // The official forward pass of tiny_dit_forward.safetensors through the C++ model of `weights`.
-struct Forward {
-  std::vector<float> velocity;  // [C, T, H, W] as the official code lays it out
-  std::vector<Tensor> blocks;   // per block (1, N, D), frame-major
-};
-
 Forward run_forward(const std::string& weights) {
   const io::SafetensorsFile g = io::SafetensorsFile::open(kDir + "tiny_dit_forward.safetensors");
   io::LoadedModel lm = io::load_wan_dit(weights, tiny_settings());
   pipeline::Model m = pipeline::assemble_model(lm.config, std::move(lm.weights));
-  const DiTConfig& c = m.config();
-  const std::vector<int64_t> xs = g.tensor("x").shape;  // [C, T, H, W]
-  const int C = int(xs[0]), T = int(xs[1]), H = int(xs[2]), W = int(xs[3]);
-  EXPECT_EQ(C, c.in_channels);
-  const std::vector<float> xt = to_thwc(g.to_float("x"), xs);
-  std::vector<float> vt(xt.size());
-  // The context zero-padded to text_len rows, as the official model pads it.
-  const std::vector<int64_t> cs = g.tensor("context").shape;
-  const std::vector<float> ctx = g.to_float("context");
-  Tensor raw({1, int64_t(c.ctx_len), int64_t(c.ctx_dim)});
-  raw.fill(0.0f);
-  std::copy(ctx.begin(), ctx.end(), raw.data());
-  EXPECT_EQ(cs[1], c.ctx_dim);
-  const double timestep = double(g.to_float("t").at(0));  // an integer below 1000, exact in float
-  Forward f;
-  attn::DenseBackend dense;
-  m.dit->set_capture(&f.blocks);
-  m.dit->forward(xt.data(), LatentShape{T, H, W}, 1, &timestep, raw, dense, {}, vt.data());
-  f.velocity = to_cthw(vt, xs);
-  return f;
+  return wan_golden::run_forward(*m.dit, g);
 }
 
 TEST(WanDiT, ForwardMatchesTheOfficialCodeBlockByBlock) {

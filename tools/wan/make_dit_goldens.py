@@ -23,6 +23,12 @@ written; they are regenerated from --seed by this script):
     python3 tools/wan/make_dit_goldens.py --wan-src wan21/wan --out out13b \
         --preset t2v-1.3B --weights-dtype bfloat16
 
+and the same weights alone (add --weights-only: no forward; the digest in
+wan13b_dit_weights.json must equal the full run's wan13b_dit_config.json):
+
+    python3 tools/wan/make_dit_goldens.py --wan-src wan21/wan --out w13 \
+        --preset t2v-1.3B --weights-dtype bfloat16 --weights-only
+
 Needs: torch (CUDA used when present), numpy, safetensors (a minimal built-in
 writer/reader is used when safetensors is missing).
 """
@@ -615,10 +621,47 @@ def parse_args():
     ap.add_argument("--lean", default="auto", choices=["auto", "yes", "no"],
                     help="leave out block 0's cross-attention k, v, norm_k "
                          "(auto: for models of >= 50M parameters)")
+    ap.add_argument("--weights-only", action="store_true",
+                    help="build and randomise the model, write its weights "
+                         "(PREFIX.safetensors, in --weights-dtype) and "
+                         "PREFIX_weights.json (the digest), and stop: no "
+                         "forward, no goldens; for shapes whose weights "
+                         "are not saved by default, to regenerate them on "
+                         "another machine and check the digest")
     ap.add_argument("--device", default=None, help="default: cuda if present")
     ap.add_argument("--wan-commit", default=PINNED_COMMIT,
                     help="official commit the --wan-src copy comes from")
     return ap.parse_args()
+
+
+def write_weights_only(model, args, cfgp, prefix, model_kwargs, n_params,
+                       digest, t0):
+    """--weights-only: the randomised weights under their released names in
+    --weights-dtype, and a small JSON with the digest to compare with the
+    `weights_digest` of a full run's PREFIX_config.json."""
+    wdtype = torch.bfloat16 if args.weights_dtype == "bfloat16" else \
+        torch.float32
+    meta = {"official_repo": PINNED_REPO, "official_commit": args.wan_commit,
+            "seed": str(args.seed), "preset": args.preset}
+    weights = {k: v.detach().to(wdtype).cpu()
+               for k, v in model.state_dict().items()}
+    path = os.path.join(args.out, prefix + ".safetensors")
+    save_safetensors(weights, path, meta)
+    del weights
+    info = {"official": {"repo": PINNED_REPO, "commit": args.wan_commit},
+            "wan_model": {k: list(v) if isinstance(v, tuple) else v
+                          for k, v in model_kwargs.items()},
+            "num_params": n_params,
+            "weights": {"seed": args.seed, "dtype": args.weights_dtype,
+                        "file": prefix + ".safetensors"},
+            "environment": {"torch": torch.__version__},
+            "weights_digest": digest}
+    with open(os.path.join(args.out, prefix + "_weights.json"), "w") as f:
+        json.dump(info, f, indent=1)
+        f.write("\n")
+    print(f"weights written to {path} ({time.time() - t0:.1f}s); sha256 "
+          f"{digest['sha256_float32_named_order']}")
+    return 0
 
 
 def main():
@@ -659,6 +702,10 @@ def main():
     model.to(device)
     print(f"WanModel {n_params} params, built+randomised in "
           f"{time.time() - t0:.1f}s; device {device}", flush=True)
+
+    if args.weights_only:
+        return write_weights_only(model, args, cfgp, prefix, model_kwargs,
+                                  n_params, digest, t0)
 
     big = n_params >= 50_000_000
     save_weights = args.save_weights == "yes" or (
