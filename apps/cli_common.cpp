@@ -14,6 +14,7 @@
 #include "apps/commands.h"
 #include "io/atomic_file.h"
 #include "io/video.h"
+#include "pipeline/wan.h"
 
 namespace fs = std::filesystem;
 
@@ -56,9 +57,18 @@ std::string num(double v) {
 }  // namespace
 
 void GenerationFlags::add(CLI::App& sub) {
-  sub.add_option("--model", model, "Weight file (HDF5), or builtin:tiny")->required();
-  sub.add_option("--labels", labels, "Condition: comma-separated class labels (two digits for the digits model)");
-  sub.add_option("--frames", frames, "Frames (1 = an image)");
+  sub.add_option("--model", model,
+                 "Weight file (HDF5), builtin:tiny, or a Wan2.1 model folder or DiT .safetensors file (config.json beside it)")
+      ->required();
+  sub.add_option("--labels", labels, "Condition of a label model: comma-separated class labels (default 3,7 for the digits model)");
+  sub.add_option("--context", context,
+                 "Wan2.1: text-encoder states, a .safetensors with tensors prompt and negative_prompt, each [tokens, 4096]");
+  sub.add_option("--noise", noise,
+                 "Wan2.1: start from these latents (.safetensors, tensor noise [16, 1 + (frames - 1)/4, height/8, width/8]) "
+                 "instead of seeded noise");
+  sub.add_option("--dtype", dtype,
+                 "Wan2.1 weights and GEMM inputs: bf16 or float32 (auto: bf16 where the CPU has AVX-512 BF16)");
+  sub.add_option("--frames", frames, "Frames (1 = an image; Wan2.1: 1 + 4k; default: the model's)");
   sub.add_option("--height", height, "Height in pixels (default: the model's)");
   sub.add_option("--width", width, "Width in pixels (default: the model's)");
   sub.add_option("--steps", steps, "Sampling steps (default: the model's)");
@@ -88,7 +98,10 @@ pipeline::GenerateOptions GenerationFlags::options(const pipeline::Model& model)
                        std::to_string(patch) + " (omit it for the model's default)");
   pipeline::GenerateOptions o;
   try {
-    o.shape = model.decoder->latent_shape(frames, height.value_or(d.height), width.value_or(d.width));
+    if (frames && *frames < 1)
+      throw UsageError("--frames " + std::to_string(*frames) + " is out of range: expected at least 1");
+    o.shape = model.geometry.latent_shape(frames.value_or(d.frames), height.value_or(d.height), width.value_or(d.width),
+                                          c.patch_h, c.patch_w);
     c.validate(o.shape);
     o.steps = steps.value_or(d.steps);
     if (steps) pipeline::check_steps(*steps, "--steps");
@@ -99,12 +112,25 @@ pipeline::GenerateOptions GenerationFlags::options(const pipeline::Model& model)
   }
   o.seed = seed;
   o.solver = solver;
-  if (model.conditioner) {
-    o.condition.labels = parse_int_list(labels, "--labels");
+  if (model.family == "labels") {
+    if (!context.empty() || !noise.empty())
+      throw UsageError(std::string(context.empty() ? "--noise" : "--context") + " applies to Wan2.1 models, not '" + this->model + "'");
+    const std::string text = labels.value_or("3,7");
+    o.condition.labels = parse_int_list(text, "--labels");
     try {
       model.conditioner->validate(o.condition);
     } catch (const std::invalid_argument& e) {
-      throw UsageError("--labels '" + labels + "': " + e.what());
+      throw UsageError("--labels '" + text + "': " + e.what());
+    }
+  } else if (model.conditioner) {
+    if (labels) throw UsageError("--labels applies to label models; '" + this->model + "' is conditioned on text states (--context)");
+    if (context.empty()) throw UsageError("'" + this->model + "' is conditioned on text-encoder states: give them with --context FILE.safetensors");
+    try {
+      pipeline::read_context_file(context, o.condition);
+      if (model.conditioner) model.conditioner->validate(o.condition);
+      if (!noise.empty()) o.noise = pipeline::read_noise_file(noise, o.shape, c.in_channels);
+    } catch (const std::exception& e) {
+      throw UsageError(e.what());
     }
   }
   if (max_memory_mb && !(*max_memory_mb > 0 && *max_memory_mb <= 1e9))
@@ -118,6 +144,33 @@ pipeline::GenerateOptions GenerationFlags::options(const pipeline::Model& model)
   }
   o.progress = isatty(2);
   return o;
+}
+
+pipeline::LoadOptions GenerationFlags::load_options() const {
+  pipeline::LoadOptions o;
+  if (dtype == "bf16") {
+    o.dtype = DType::BF16;
+  } else if (dtype == "float32") {
+    o.dtype = DType::F32;
+  } else if (dtype != "auto") {
+    throw UsageError("--dtype '" + dtype + "' is not one of auto, bf16, float32");
+  }
+  if (max_memory_mb && !(*max_memory_mb > 0 && *max_memory_mb <= 1e9))
+    throw UsageError("--max-memory " + num(*max_memory_mb) +
+                     " is out of range: expected a positive number of MiB up to 1e9 (omit it for the memory available)");
+  o.memory_limit_bytes = max_memory_mb ? int64_t(*max_memory_mb * 1024 * 1024) : 0;
+  return o;
+}
+
+pipeline::Model GenerationFlags::load_model() const {
+  const pipeline::LoadOptions o = load_options();
+  try {
+    return pipeline::load_model(model, o);
+  } catch (const std::invalid_argument& e) {
+    // A dtype this model or CPU cannot take; an HDF5 model's own errors keep their exit status.
+    if (pipeline::is_wan_spec(model) || o.dtype) throw UsageError(e.what());
+    throw;
+  }
 }
 
 attn::KernelOptions GenerationFlags::kernel_options() const {

@@ -34,8 +34,10 @@ void set_threads(int threads);
 // Flags shared by generate, compare, attnmap, calibrate.
 struct GenerationFlags {
   std::string model;
-  std::string labels = "3,7";
-  int frames = 16;
+  std::optional<std::string> labels;  // unset: "3,7" for a label model
+  std::optional<int> frames;          // unset: the model's default
+  std::string context, noise;         // text-states models: --context (required), --noise (optional)
+  std::string dtype = "auto";
   std::optional<int> height, width;  // unset: the model's default size
   std::optional<int> steps;          // unset: the model's default
   std::optional<double> cfg;         // unset: the model's default
@@ -47,6 +49,10 @@ struct GenerationFlags {
   std::optional<double> max_memory_mb;  // unset: the memory available
 
   void add(CLI::App& sub);
+  // --dtype (and --max-memory for the weights) as load options; throws UsageError.
+  pipeline::LoadOptions load_options() const;
+  // load_model with load_options(); a bad dtype for this model or CPU is a UsageError.
+  pipeline::Model load_model() const;
   // Applies the model's defaults where a flag was not given and checks every value given;
   // throws UsageError naming the bad value. Sets the process-wide GEMM (--gemm).
   pipeline::GenerateOptions options(const pipeline::Model& model) const;

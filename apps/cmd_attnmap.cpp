@@ -149,7 +149,7 @@ void run_attnmap(const AttnmapArgs& a) {
   if (!fs::is_directory(a.out_dir, ec)) throw UsageError("--out-dir '" + a.out_dir + "' does not exist");
   if (!io::directory_writable(a.out_dir)) throw UsageError("--out-dir '" + a.out_dir + "' is not writable");
   if (a.rows < 1 || a.rows > 4096) throw UsageError("--rows " + std::to_string(a.rows) + " is out of range: expected 1 to 4096");
-  pipeline::Model model = pipeline::load_model(a.gen.model);
+  pipeline::Model model = a.gen.load_model();
   pipeline::GenerateOptions opt = a.gen.options(model);
   std::set<int> steps;
   if (a.steps.empty()) {

@@ -28,7 +28,7 @@ void run_calibrate(const CalibrateArgs& a) {
   if (a.every < 1) throw UsageError("--every " + std::to_string(a.every) + " must be at least 1");
   const attn::KernelOptions kopt = a.gen.kernel_options();
   attn::ParoCalibrator calib(a.block, a.mass, a.sample, a.every, kopt);
-  pipeline::Model model = pipeline::load_model(a.gen.model);
+  pipeline::Model model = a.gen.load_model();
   pipeline::GenerateOptions opt = a.gen.options(model);
   pipeline::GenerateResult r;
   try {

@@ -108,7 +108,9 @@ void run_compare(const CompareArgs& a) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  pipeline::Model model = pipeline::load_model(a.gen.model);
+  pipeline::Model model = a.gen.load_model();
+  if (!model.decoder)
+    throw UsageError("compare measures decoded frames, and '" + a.gen.model + "' has no decoder (no VAE file in the model)");
   pipeline::GenerateOptions opt = a.gen.options(model);
   io::install_interrupt_handlers();
 

@@ -7,6 +7,7 @@
 #include "attention/spec.h"
 #include "io/atomic_file.h"
 #include "io/video.h"
+#include "pipeline/wan.h"
 
 namespace ditgen::app {
 namespace {
@@ -14,14 +15,20 @@ namespace {
 struct GenerateArgs {
   GenerationFlags gen;
   std::string attn = kDefaultGenerateAttn;
-  std::string out, frames_dir, sheet, json;
+  std::string out, frames_dir, sheet, json, latents_out;
   double fps = 8;
   bool overwrite = false;
 };
 
 void run_generate(const GenerateArgs& a) {
   set_threads(a.gen.threads);
-  check_output_path(a.out, a.overwrite, true);
+  if (a.out.empty() && a.latents_out.empty()) throw UsageError("nothing to write: give --out (frames) or --latents-out");
+  if (!a.out.empty()) check_output_path(a.out, a.overwrite, true);
+  if (!a.latents_out.empty()) {
+    check_output_path(a.latents_out, a.overwrite, false);
+    if (io::extension(a.latents_out) != ".safetensors")
+      throw UsageError("--latents-out '" + a.latents_out + "' must end in .safetensors");
+  }
   if (!a.sheet.empty()) {
     check_output_path(a.sheet, a.overwrite, true);
     if (io::extension(a.sheet) != ".png") throw UsageError("--sheet '" + a.sheet + "' must end in .png");
@@ -37,8 +44,11 @@ void run_generate(const GenerateArgs& a) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  pipeline::Model model = pipeline::load_model(a.gen.model);
+  pipeline::Model model = a.gen.load_model();
   pipeline::GenerateOptions opt = a.gen.options(model);
+  if (!model.decoder && (!a.out.empty() || !a.frames_dir.empty() || !a.sheet.empty()))
+    throw UsageError("'" + a.gen.model + "' has no decoder (no VAE file in the model): frames cannot be written; write "
+                     "the latents with --latents-out");
   if (!a.frames_dir.empty()) {
     try {
       io::check_frames_dir(a.frames_dir, opt.shape.frames, a.overwrite);
@@ -55,7 +65,9 @@ void run_generate(const GenerateArgs& a) {
   }
   // Every output is written before any is published: a failure in the last leaves none.
   io::OutputBatch batch;
-  io::write_output(a.out, r.frames, a.fps, a.overwrite, &batch);
+  if (!a.out.empty()) io::write_output(a.out, r.frames, a.fps, a.overwrite, &batch);
+  if (!a.latents_out.empty())
+    pipeline::write_latents_file(a.latents_out, r.video, opt.shape, model.config().in_channels, a.overwrite, &batch);
   if (!a.frames_dir.empty()) io::write_frames_dir(a.frames_dir, r.frames, a.overwrite, &batch);
   if (!a.sheet.empty()) io::write_contact_sheet(a.sheet, r.frames, a.overwrite, &batch);
   if (!a.json.empty()) {
@@ -73,21 +85,28 @@ void run_generate(const GenerateArgs& a) {
       per_layer.push_back(r.profile.layer_calls[l] ? r.profile.layer_density_sum[l] / r.profile.layer_calls[l] : 1.0);
     j["layer_density"] = per_layer;
     j["peak_rss_mb"] = pipeline::peak_rss_mb();
-    j["frames"] = opt.shape.frames;
-    j["height"] = opt.shape.height;
-    j["width"] = opt.shape.width;
+    j["family"] = model.family;
+    j["frames"] = model.geometry.video_frames(opt.shape.frames);
+    j["height"] = opt.shape.height * model.geometry.space;
+    j["width"] = opt.shape.width * model.geometry.space;
+    j["latent"] = {opt.shape.frames, opt.shape.height, opt.shape.width};
+    j["dtype"] = model.dtype;
+    j["weights_mb"] = double(model.dit->weight_bytes()) / (1 << 20);
     j["steps"] = opt.steps;
     j["cfg"] = opt.cfg;
     j["seed"] = opt.seed;
     j["solver"] = opt.solver;
-    j["labels"] = opt.condition.labels;
+    if (model.family == "labels") j["labels"] = opt.condition.labels;
+    if (!a.gen.context.empty()) j["context"] = a.gen.context;
+    if (!a.gen.noise.empty()) j["noise"] = a.gen.noise;
     j["model"] = a.gen.model;
     j["threads"] = a.gen.threads;
     j["attn_report"] = nlohmann::json::parse(r.attn_report);
     write_json(a.json, j, a.overwrite, &batch);
   }
   batch.commit();
-  std::cerr << "wrote " << a.out << " (" << r.frames.frames << " frames, " << r.frames.width << "x" << r.frames.height
+  std::cerr << "wrote " << (a.out.empty() ? a.latents_out : a.out) << " (" << model.geometry.video_frames(opt.shape.frames)
+            << " frames, " << opt.shape.width * model.geometry.space << "x" << opt.shape.height * model.geometry.space
             << ") in " << r.seconds << " s; attention " << r.profile.attention_seconds << " s, density "
             << r.profile.mean_density() << "\n";
 }
@@ -97,7 +116,9 @@ const Registrar reg("generate", "Generate a video (or an image with --frames 1) 
   a->gen.add(sub);
   sub.add_option("--attn", a->attn, "Attention method spec NAME[:key=value,...] (see docs/attention.md); 'dense' for exact attention")
       ->capture_default_str();
-  sub.add_option("--out", a->out, "Output: .mp4 (H.264), .mkv (lossless FFV1) or .png")->required();
+  sub.add_option("--out", a->out, "Output: .mp4 (H.264), .mkv (lossless FFV1) or .png");
+  sub.add_option("--latents-out", a->latents_out,
+                 "Also (or only) write the final latents: .safetensors, tensor latents [channels, frames, height, width]");
   sub.add_option("--frames-dir", a->frames_dir, "Also write every frame as PNG into this directory");
   sub.add_option("--sheet", a->sheet, "Also write a contact sheet PNG (all frames in a grid)");
   sub.add_option("--json", a->json, "Write a machine-readable run summary");

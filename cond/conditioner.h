@@ -11,7 +11,15 @@ namespace ditgen {
 
 // One request; each conditioner reads the fields it understands.
 struct Condition {
-  std::vector<int> labels;
+  std::vector<int> labels;  // class labels (the digits model)
+  Tensor prompt;            // (Lp, E) text-encoder states of the prompt
+  Tensor negative_prompt;   // (Ln, E) of the negative prompt: guidance's unconditional row
+
+  static Condition of_labels(std::vector<int> labels) {
+    Condition c;
+    c.labels = std::move(labels);
+    return c;
+  }
 };
 
 class Conditioner {

@@ -85,6 +85,9 @@ class Tensor {
     assert(dtype_ == DType::BF16);
     return reinterpret_cast<const uint16_t*>(data_.get());
   }
+  // The storage as bytes, whatever the dtype.
+  unsigned char* raw() { return data_.get(); }
+  const unsigned char* raw() const { return data_.get(); }
   // A copy in `dtype`: float32 -> bfloat16 rounds to nearest even, bfloat16 -> float32 is exact.
   Tensor to(DType dtype) const {
     Tensor t(shape_, dtype);

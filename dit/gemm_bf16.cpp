@@ -1,7 +1,7 @@
 // AVX-512 BF16 kernel of dit/gemm_bf16.h. Compiled with its own instruction set whatever
 // DITGEN_NATIVE says (dit/CMakeLists.txt); a compiler without it builds the stub at the end.
 //
-// W is packed per call into panels of NR×16 outputs: wp[panel][k pair][NR×16] as 32-bit
+// W is packed (per call, or once at load as PackedBF16) into panels of NR×16 outputs: wp[panel][k pair][NR×16] as 32-bit
 // (W[n][2p], W[n][2p+1]) bf16 pairs, zero past `out` and past `in`. Each thread converts a block
 // of rows of X to bf16 pairs (row-major, zero-padded odd `in`; the block stays in L2) and, panel by
 // panel, runs the micro-kernel down the block MR rows at a time, KC pairs of K per pass (the
@@ -24,6 +24,7 @@ namespace {
 // 24 accumulators, 4 W vectors, 1 broadcast. Measured on Zen 5 against 8×3, 12×2 and 14×2: as fast
 // on most shapes, about 10% faster at out = 256, which 64-output panels divide with no padding.
 constexpr int MR = 6, NR = 4, NW = NR * 16;
+static_assert(NW == kPanelOutputs, "PackedBF16's layout is the kernel's panel");
 // Pairs of K per pass: a panel slice of up to 512 KiB (L2). Passes of 128 to 256 pairs measured
 // a few percent slower than one pass up to in = 3072; the cap only matters beyond in = 4096.
 constexpr int64_t KC = 2048;
@@ -137,7 +138,9 @@ bool bf16_gemm_available() {
   return ok;
 }
 
-void matmul_nt_bf16(const float* x, int64_t rows, int64_t in, const float* W, int64_t out, float* y) {
+namespace {
+// Y = X · Wᵀ with W already in panels (wp: `panels` panels of kp pairs × NW).
+void run_packed(const float* x, int64_t rows, int64_t in, int64_t out, const uint32_t* wp, float* y) {
   const int64_t kp = (in + 1) / 2, panels = (out + NW - 1) / NW;
   // As the OpenBLAS path: at least 64 rows a thread.
   const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, rows / 64)));
@@ -147,11 +150,9 @@ void matmul_nt_bf16(const float* x, int64_t rows, int64_t in, const float* W, in
   const int64_t block_rows = std::min(A_BYTES / (kp * 4), (rows + 4 * threads - 1) / (4 * threads));
   const int64_t mc = std::max<int64_t>(MR, block_rows / MR * MR);
   // Allocated here: an exception cannot leave the parallel region.
-  const auto wp = alloc_pairs(panels * kp * NW), xp_all = alloc_pairs(threads * mc * kp);
+  const auto xp_all = alloc_pairs(threads * mc * kp);
 #pragma omp parallel num_threads(threads)
   {
-#pragma omp for schedule(static)
-    for (int64_t j = 0; j < panels; ++j) pack_w_panel(W, in, out, kp, j, wp.get() + j * kp * NW);
     uint32_t* const xp = xp_all.get() + omp_get_thread_num() * mc * kp;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t m0 = 0; m0 < rows; m0 += mc) {
@@ -162,11 +163,24 @@ void matmul_nt_bf16(const float* x, int64_t rows, int64_t in, const float* W, in
         for (int g = 0; g < NR; ++g) m[g] = lanes(out - j * NW - g * 16);
         const PanelPass pass = panel_pass_for(int(std::min<int64_t>(NR, (out - j * NW + 15) / 16)));
         for (int64_t k0 = 0; k0 < kp; k0 += KC)
-          pass(xp + k0, kp, mr, wp.get() + (j * kp + k0) * NW, std::min(KC, kp - k0), y + m0 * out + j * NW, out, m,
+          pass(xp + k0, kp, mr, wp + (j * kp + k0) * NW, std::min(KC, kp - k0), y + m0 * out + j * NW, out, m,
                k0 == 0);
       }
     }
   }
+}
+}  // namespace
+
+void matmul_nt_bf16(const float* x, int64_t rows, int64_t in, const float* W, int64_t out, float* y) {
+  const int64_t kp = (in + 1) / 2, panels = (out + NW - 1) / NW;
+  const auto wp = alloc_pairs(panels * kp * NW);
+#pragma omp parallel for schedule(static)
+  for (int64_t j = 0; j < panels; ++j) pack_w_panel(W, in, out, kp, j, wp.get() + j * kp * NW);
+  run_packed(x, rows, in, out, wp.get(), y);
+}
+
+void matmul_nt_packed(const float* x, int64_t rows, const PackedBF16& W, float* y) {
+  run_packed(x, rows, W.in(), W.out(), W.data(), y);
 }
 
 }  // namespace ditgen::gemm
@@ -178,6 +192,9 @@ namespace ditgen::gemm {
 bool bf16_gemm_available() { return false; }
 void matmul_nt_bf16(const float*, int64_t, int64_t, const float*, int64_t, float*) {
   throw std::logic_error("matmul_nt_bf16: built without AVX-512 BF16");
+}
+void matmul_nt_packed(const float*, int64_t, const PackedBF16&, float*) {
+  throw std::logic_error("matmul_nt_packed: built without AVX-512 BF16");
 }
 }  // namespace ditgen::gemm
 #endif

@@ -50,24 +50,43 @@ int64_t DiTModel::estimate_peak_bytes(const LatentShape& shape, int batch) const
   floats += B * N * std::max<int64_t>(cfg_.ffn_dim, cfg_.patch_values());  // hidden_
   floats += N * cfg_.head_dim();                // RoPE tables
   floats += 6 * B * video;                      // sampler state, noise, velocities, output
-  int64_t params = 0;
-  for (const auto& t : qkv_weight_) params += 2 * t.size();  // weights and their fused copies, roughly
-  return 4 * (floats + params) + (int64_t(64) << 20);          // plus 64 MiB for code, threads, codecs
+  return 4 * floats + weight_bytes() + (int64_t(64) << 20);  // plus 64 MiB for code, threads, codecs
 }
+
+int64_t DiTModel::weight_bytes() const { return weight_bytes_; }
 
 DiTModel::DiTModel(DiTConfig cfg, DiTWeights weights) : cfg_(std::move(cfg)), w_(std::move(weights)) {
   cfg_.validate();
   const int64_t D = cfg_.dim;
-  for (const BlockWeights& b : w_.blocks) {
-    Tensor wq({3 * D, D}), bq({3 * D});
-    const LinearWeights* parts[3] = {&b.sa_q, &b.sa_k, &b.sa_v};
+  // q, k and v fused into one (3D, D) projection, in the weights' own dtype; the parts are
+  // released.
+  for (BlockWeights& b : w_.blocks) {
+    LinearWeights* parts[3] = {&b.sa_q, &b.sa_k, &b.sa_v};
+    const DType dt = b.sa_q.weight.dtype();
+    LinearWeights f;
+    f.weight.reset({3 * D, D}, dt);
+    f.bias.reset({3 * D});
+    const size_t elem = dtype_size(dt);
     for (int p = 0; p < 3; ++p) {
-      std::memcpy(wq.data() + p * D * D, parts[p]->weight.data(), sizeof(float) * size_t(D * D));
-      std::memcpy(bq.data() + p * D, parts[p]->bias.data(), sizeof(float) * size_t(D));
+      if (parts[p]->weight.dtype() != dt || parts[p]->weight.size() != D * D)
+        throw std::invalid_argument("self-attention q, k and v weights differ in dtype or shape");
+      std::memcpy(f.weight.raw() + p * D * D * elem, parts[p]->weight.raw(), elem * size_t(D * D));
+      std::memcpy(f.bias.data() + p * D, parts[p]->bias.data(), sizeof(float) * size_t(D));
+      *parts[p] = LinearWeights();
     }
-    qkv_weight_.push_back(std::move(wq));
-    qkv_bias_.push_back(std::move(bq));
+    qkv_weights_.push_back(std::move(f));
   }
+  std::vector<LinearWeights*> linears = w_.linears();
+  for (LinearWeights& f : qkv_weights_) linears.push_back(&f);
+  for (LinearWeights* l : linears) {
+    if (l->weight.dtype() == DType::BF16 && !gemm::bf16_gemm_available())
+      throw std::invalid_argument("bfloat16 weights need the bf16 GEMM, and this CPU has no AVX-512 BF16: load the "
+                                  "model in float32");
+    l->pack_bf16();
+  }
+  for (DiTWeights::Entry& e : w_.tensor_table(cfg_)) weight_bytes_ += e.tensor->bytes();
+  for (LinearWeights& f : qkv_weights_) weight_bytes_ += f.weight.bytes() + f.bias.bytes();
+  for (LinearWeights* l : linears) weight_bytes_ += l->packed.bytes();
 }
 
 void DiTModel::prepare(const LatentShape& shape, const attn::AttentionBackend& backend) {
@@ -93,13 +112,13 @@ void DiTModel::embed_time(const double* timesteps, int batch, Tensor& e, Tensor&
       sinus[b * cfg_.freq_dim + half + i] = float(std::sin(arg));
     }
   Tensor h({batch, D});
-  ops::linear(sinus.data(), batch, cfg_.freq_dim, w_.time0.weight.data(), w_.time0.bias.data(), D, h.data());
+  w_.time0.apply(sinus.data(), batch, h.data());
   ops::silu(h.data(), h.size(), h.data());
   e.reset({batch, D});
-  ops::linear(h.data(), batch, D, w_.time2.weight.data(), w_.time2.bias.data(), D, e.data());
+  w_.time2.apply(h.data(), batch, e.data());
   ops::silu(e.data(), e.size(), h.data());
   e0.reset({batch, 6, D});
-  ops::linear(h.data(), batch, D, w_.time_proj.weight.data(), w_.time_proj.bias.data(), 6 * D, e0.data());
+  w_.time_proj.apply(h.data(), batch, e0.data());
 }
 
 void DiTModel::forward(const float* x, const LatentShape& shape, int batch, const double* timesteps,
@@ -137,16 +156,16 @@ void DiTModel::forward(const float* x, const LatentShape& shape, int batch, cons
                 xb[((int64_t(c.t * pt + a) * H + (c.h * ph + bb)) * W + (c.w * pw + rr)) * C + ci];
   }
   x_.reset({batch, N, D});
-  timed(lin, [&] { ops::linear(hidden_.data(), BN, Pin, w_.patch.weight.data(), w_.patch.bias.data(), D, x_.data()); });
+  timed(lin, [&] { w_.patch.apply(hidden_.data(), BN, x_.data()); });
 
   // 2. Time embedding and 3. conditioning.
   Tensor e, e0;
   embed_time(timesteps, batch, e, e0);
   const int64_t L = cfg_.ctx_len;
   Tensor ctx_h({int64_t(batch), L, D}), ctx({int64_t(batch), L, D});
-  ops::linear(raw_ctx.data(), batch * L, cfg_.ctx_dim, w_.text0.weight.data(), w_.text0.bias.data(), D, ctx_h.data());
+  w_.text0.apply(raw_ctx.data(), batch * L, ctx_h.data());
   ops::gelu_tanh(ctx_h.data(), ctx_h.size());
-  ops::linear(ctx_h.data(), batch * L, D, w_.text2.weight.data(), w_.text2.bias.data(), D, ctx.data());
+  w_.text2.apply(ctx_h.data(), batch * L, ctx.data());
 
   if (capture_) capture_->clear();
   attn::AttentionContext ctx_l = actx;
@@ -177,7 +196,7 @@ void DiTModel::forward(const float* x, const LatentShape& shape, int batch, cons
     ops::layer_norm_modulate(x_.data() + b * N * D, N, D, cfg_.eps, shift.data(), scale.data(), a_.data() + b * N * D);
   }
   y_.reset({BN, P});
-  timed(lin, [&] { ops::linear(a_.data(), BN, D, w_.head.weight.data(), w_.head.bias.data(), P, y_.data()); });
+  timed(lin, [&] { w_.head.apply(a_.data(), BN, y_.data()); });
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < BN; ++r) {
     const int64_t b = r / N, i = r % N;
@@ -216,7 +235,7 @@ void DiTModel::block_forward(int layer, int batch, const Tensor& e0, const Tenso
     ops::layer_norm_modulate(x_.data() + b * N * D, N, D, cfg_.eps, m(b, 0), m(b, 1), a_.data() + b * N * D);
   qkv_.reset({BN, 3 * D});
   timed(lin, [&] {
-    ops::linear(a_.data(), BN, D, qkv_weight_[size_t(layer)].data(), qkv_bias_[size_t(layer)].data(), 3 * D, qkv_.data());
+    qkv_weights_[size_t(layer)].apply(a_.data(), BN, qkv_.data());
   });
   q_.reset({int64_t(batch) * NH, N, Dh});
   k_.reset({int64_t(batch) * NH, N, Dh});
@@ -243,16 +262,16 @@ void DiTModel::block_forward(int layer, int batch, const Tensor& e0, const Tenso
   if (profile) profile->add_density(layer, report.density);
   ops::move_heads(attn_.data(), a_.data(), batch, N, NH, Dh, false);
   y_.reset({BN, D});
-  timed(lin, [&] { ops::linear(a_.data(), BN, D, w.sa_o.weight.data(), w.sa_o.bias.data(), D, y_.data()); });
+  timed(lin, [&] { w.sa_o.apply(a_.data(), BN, y_.data()); });
   for (int b = 0; b < batch; ++b) ops::gated_add(x_.data() + b * N * D, y_.data() + b * N * D, m(b, 2), N, D);
 
   // Cross-attention to the context tokens (no RoPE, no mask, no gate).
   Tensor ck({int64_t(batch), L, D}), cv({int64_t(batch), L, D});
-  ops::linear(ctx.data(), batch * L, D, w.ca_k.weight.data(), w.ca_k.bias.data(), D, ck.data());
+  w.ca_k.apply(ctx.data(), batch * L, ck.data());
   ops::rms_norm(ck.data(), batch * L, D, cfg_.eps, w.ca_norm_k.data(), ck.data());
-  ops::linear(ctx.data(), batch * L, D, w.ca_v.weight.data(), w.ca_v.bias.data(), D, cv.data());
+  w.ca_v.apply(ctx.data(), batch * L, cv.data());
   ops::layer_norm(x_.data(), BN, D, cfg_.eps, w.norm3_w.data(), w.norm3_b.data(), a_.data());
-  timed(lin, [&] { ops::linear(a_.data(), BN, D, w.ca_q.weight.data(), w.ca_q.bias.data(), D, y_.data()); });
+  timed(lin, [&] { w.ca_q.apply(a_.data(), BN, y_.data()); });
   ops::rms_norm(y_.data(), BN, D, cfg_.eps, w.ca_norm_q.data(), y_.data());
   // The kernel takes heads contiguous: q (B*NH, N, Dh), k and v (B*NH, L, Dh); dense, no mask.
   ops::move_heads(y_.data(), q_.data(), batch, N, NH, Dh, true);
@@ -264,7 +283,7 @@ void DiTModel::block_forward(int layer, int batch, const Tensor& e0, const Tenso
   cross.heads = batch * NH, cross.q_len = N, cross.kv_len = L, cross.head_dim = Dh;
   cross_kernel_.run(cross);
   ops::move_heads(attn_.data(), a_.data(), batch, N, NH, Dh, false);
-  timed(lin, [&] { ops::linear(a_.data(), BN, D, w.ca_o.weight.data(), w.ca_o.bias.data(), D, y_.data()); });
+  timed(lin, [&] { w.ca_o.apply(a_.data(), BN, y_.data()); });
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < BN * D; ++i) x_[i] += y_[i];
 
@@ -272,9 +291,9 @@ void DiTModel::block_forward(int layer, int batch, const Tensor& e0, const Tenso
   for (int b = 0; b < batch; ++b)
     ops::layer_norm_modulate(x_.data() + b * N * D, N, D, cfg_.eps, m(b, 3), m(b, 4), a_.data() + b * N * D);
   hidden_.reset({BN, F});
-  timed(lin, [&] { ops::linear(a_.data(), BN, D, w.ffn0.weight.data(), w.ffn0.bias.data(), F, hidden_.data()); });
+  timed(lin, [&] { w.ffn0.apply(a_.data(), BN, hidden_.data()); });
   ops::gelu_tanh(hidden_.data(), hidden_.size());
-  timed(lin, [&] { ops::linear(hidden_.data(), BN, F, w.ffn2.weight.data(), w.ffn2.bias.data(), D, y_.data()); });
+  timed(lin, [&] { w.ffn2.apply(hidden_.data(), BN, y_.data()); });
   for (int b = 0; b < batch; ++b) ops::gated_add(x_.data() + b * N * D, y_.data() + b * N * D, m(b, 5), N, D);
 }
 

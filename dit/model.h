@@ -41,6 +41,8 @@ class DiTModel {
   // Bytes the forward pass holds at its peak for this shape and batch (workspace and weights),
   // estimated before anything is allocated.
   int64_t estimate_peak_bytes(const LatentShape& shape, int batch) const;
+  // Bytes the weights hold in memory (float32 tensors, bf16 packed panels).
+  int64_t weight_bytes() const;
 
   // Per-block residual stream after each block (B, N, D) in frame-major order, for parity tests.
   void set_capture(std::vector<Tensor>* blocks) { capture_ = blocks; }
@@ -54,7 +56,8 @@ class DiTModel {
 
   DiTConfig cfg_;
   DiTWeights w_;
-  std::vector<Tensor> qkv_weight_, qkv_bias_;  // per block (3D, D), (3D): fused self-attention projections
+  std::vector<LinearWeights> qkv_weights_;  // per block (3D, D), (3D): fused self-attention projections
+  int64_t weight_bytes_ = 0;
 
   LatentShape shape_{0, 0, 0};
   std::string layout_key_;

@@ -12,11 +12,13 @@ namespace ditgen::ops {
 
 void linear(const float* x, int64_t rows, int64_t in, const float* W, const float* b, int64_t out, float* y) {
   gemm::matmul_nt(gemm::active_backend(), x, rows, in, W, out, y);
-  if (b != nullptr) {
+  if (b != nullptr) add_bias(y, rows, out, b);
+}
+
+void add_bias(float* y, int64_t rows, int64_t out, const float* b) {
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t o = 0; o < out; ++o) y[r * out + o] += b[o];
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < out; ++o) y[r * out + o] += b[o];
 }
 
 void linear_ref(const float* x, int64_t rows, int64_t in, const float* W, const float* b, int64_t out, float* y) {

@@ -7,6 +7,8 @@ namespace ditgen::ops {
 
 // y (rows, out) = x (rows, in) · Wᵀ + b, W (out, in), b (out) or nullptr. Eigen GEMM, OpenMP threads.
 void linear(const float* x, int64_t rows, int64_t in, const float* W, const float* b, int64_t out, float* y);
+// y (rows, out) += b (out).
+void add_bias(float* y, int64_t rows, int64_t out, const float* b);
 void linear_ref(const float* x, int64_t rows, int64_t in, const float* W, const float* b, int64_t out, float* y);
 
 // LayerNorm over the last dimension (width) with optional affine (w, b may be nullptr).

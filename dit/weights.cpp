@@ -3,7 +3,32 @@
 #include <cmath>
 #include <random>
 
+#include "dit/ops.h"
+
 namespace ditgen {
+
+void LinearWeights::apply(const float* x, int64_t rows, float* y) const {
+  if (packed.empty()) {
+    ops::linear(x, rows, in(), weight.data(), bias.data(), out(), y);
+    return;
+  }
+  gemm::matmul_nt_packed(x, rows, packed, y);
+  ops::add_bias(y, rows, out(), bias.data());
+}
+
+void LinearWeights::pack_bf16() {
+  if (weight.dtype() != DType::BF16) return;
+  packed = gemm::PackedBF16::pack(weight.bf16(), weight.size() / weight.dim(0), weight.dim(0));
+  weight = Tensor();
+}
+
+std::vector<LinearWeights*> DiTWeights::linears() {
+  std::vector<LinearWeights*> v = {&patch, &time0, &time2, &time_proj, &text0, &text2, &head};
+  for (BlockWeights& b : blocks)
+    for (LinearWeights* l : {&b.sa_q, &b.sa_k, &b.sa_v, &b.sa_o, &b.ca_q, &b.ca_k, &b.ca_v, &b.ca_o, &b.ffn0, &b.ffn2})
+      v.push_back(l);
+  return v;
+}
 
 std::vector<DiTWeights::Entry> DiTWeights::tensor_table(const DiTConfig& cfg) {
   const int64_t D = cfg.dim, F = cfg.ffn_dim, E = cfg.ctx_dim;

@@ -1,19 +1,31 @@
 #pragma once
-// DiTWeights: every tensor of the model (names and shapes in docs/model.md §10), float32.
+// DiTWeights: every tensor of the model (names and shapes in docs/model.md §10): float32, or
+// bfloat16 for the linear layers' weights of a model kept in bf16 (DiTModel packs those).
 // tensor_table() is the one list of (name, shape, storage) used by the loader, the writer,
 // `ditgen inspect` and random initialisation.
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "dit/config.h"
 #include "core/tensor.h"
+#include "dit/config.h"
+#include "dit/gemm_bf16.h"
 
 namespace ditgen {
 
 struct LinearWeights {
-  Tensor weight;  // (out, in)
-  Tensor bias;    // (out)
+  Tensor weight;              // (out, in...) float32, or bfloat16 until pack_bf16()
+  Tensor bias;                // (out) float32
+  gemm::PackedBF16 packed;    // the weight for the bf16 kernel; `weight` is then empty
+
+  int64_t out() const { return packed.empty() ? weight.dim(0) : packed.out(); }
+  int64_t in() const { return packed.empty() ? weight.size() / weight.dim(0) : packed.in(); }
+  // y (rows, out) = x (rows, in) · Wᵀ + b: the packed bf16 kernel when packed, else the
+  // process-wide GEMM (dit/gemm.h) on the float32 weight.
+  void apply(const float* x, int64_t rows, float* y) const;
+  // Packs a bfloat16 weight for the bf16 kernel and releases it (a float32 weight is left as
+  // it is).
+  void pack_bf16();
 };
 
 struct BlockWeights {
@@ -43,6 +55,8 @@ struct DiTWeights {
     std::vector<int64_t> shape;
     Tensor* tensor;
   };
+  // Every linear layer (fixed order), for packing.
+  std::vector<LinearWeights*> linears();
   // Allocates nothing; lists every tensor the config requires with its expected shape.
   std::vector<Entry> tensor_table(const DiTConfig& cfg);
   // Allocates every tensor at its shape (contents unspecified).

@@ -2,6 +2,7 @@
 
 #include "cond/labels.h"
 #include "pipeline/isolated_loader.h"
+#include "pipeline/wan.h"
 
 namespace ditgen::pipeline {
 
@@ -39,7 +40,10 @@ Model assemble_model(const DiTConfig& cfg, DiTWeights w) {
   return m;
 }
 
-Model load_model(const std::string& spec) {
+Model load_model(const std::string& spec, const LoadOptions& options) {
+  if (is_wan_spec(spec)) return load_wan_model(spec, options);
+  if (options.dtype && *options.dtype != DType::F32)
+    throw std::invalid_argument("--dtype bf16 applies to Wan2.1 models; '" + spec + "' loads as float32");
   if (spec == "builtin:tiny") {
     const DiTConfig c = tiny_config();
     return assemble_model(c, DiTWeights::random(c, 1234));

@@ -3,6 +3,7 @@
 // conditioner (what the user asks for -> context rows), the DiT (velocity), the decoder
 // (latent -> frames) and the sampler defaults. load_model picks each part from the file.
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cond/conditioner.h"
@@ -18,14 +19,19 @@ struct SamplerDefaults {
   int steps = 20;
   double cfg = 4.0;
   double shift = 3.0;
-  int height = 64, width = 64;  // video size in pixels
+  int frames = 16, height = 64, width = 64;  // video size in pixels
+  // The DiT is conditioned on int(1000 sigma), as Wan's scheduler hands its model integer
+  // timesteps; else on 1000 sigma.
+  bool integer_timesteps = false;
 };
 
 struct Model {
-  std::string family;                        // "labels" (the digits model) or "raw-context"
+  std::string family;                        // "labels" (the digits model), "raw-context" or "wan2.1-t2v"
   std::unique_ptr<Conditioner> conditioner;  // nullptr: the DiT takes raw context no reader exists for
   std::unique_ptr<DiTModel> dit;
-  std::unique_ptr<Decoder> decoder;
+  std::unique_ptr<Decoder> decoder;          // nullptr: no decoder file; a run's output is its latent
+  LatentGeometry geometry;                   // pixels <-> the sampler's latent
+  std::string dtype = "float32";             // the linear layers' weights in memory: "float32" or "bf16"
   SamplerDefaults defaults;
   const DiTConfig& config() const { return dit->config(); }
 };
@@ -38,8 +44,16 @@ DiTConfig tiny_config();
 // family works in pixel space. Throws std::invalid_argument for an invalid configuration.
 Model assemble_model(const DiTConfig& cfg, DiTWeights w);
 
-// An HDF5 weight file (read through load_weights_isolated), or "builtin:tiny" (tiny_config()
-// with random weights, seed 1234).
-Model load_model(const std::string& spec);
+// How a model is held in memory.
+struct LoadOptions {
+  // Wan2.1: the linear layers' weights in F32 or BF16; unset: BF16 where the CPU has the bf16
+  // GEMM, else F32. (HDF5 models load as float32.)
+  std::optional<DType> dtype;
+  int64_t memory_limit_bytes = 0;  // refuse a model whose weights alone need more (0: memory available)
+};
+
+// A Wan2.1 folder or .safetensors file (pipeline/wan.h), an HDF5 weight file (read through
+// load_weights_isolated), or "builtin:tiny" (tiny_config() with random weights, seed 1234).
+Model load_model(const std::string& spec, const LoadOptions& options = {});
 
 }  // namespace ditgen::pipeline

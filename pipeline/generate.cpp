@@ -41,8 +41,9 @@ GenerateResult generate(Model& model, attn::AttentionBackend& backend, const Gen
 
   // Conditioning: (B, L, E) with the conditional row first and the unconditional one second.
   if (!model.conditioner)
-    throw std::invalid_argument("this model has num_classes = 0 (raw context, e.g. text-encoder output); generate "
-                                "conditions label models only: expected num_classes > 0");
+    throw std::invalid_argument("this model has num_classes = 0 (raw context) and no conditioner: generate conditions "
+                                "label models (expected num_classes > 0) and Wan2.1 models (a folder or .safetensors "
+                                "file, conditioned on text-encoder states)");
   const Tensor ctx = model.conditioner->context(opt.condition, batch == 2);
 
   // The int64 estimate overflows for absurd sizes (frames x height x width beyond 2^63): bound
@@ -57,7 +58,9 @@ GenerateResult generate(Model& model, attn::AttentionBackend& backend, const Gen
                               : dit.estimate_peak_bytes(opt.shape, batch) +
                                     backend.state_bytes(cfg.tokens(opt.shape), batch, cfg.num_heads, cfg.head_dim(),
                                                         cfg.num_layers);
-  const int64_t limit = opt.memory_limit_bytes > 0 ? opt.memory_limit_bytes : available_memory_bytes();
+  // The weights are resident already: the memory available now plus theirs.
+  const int64_t limit =
+      opt.memory_limit_bytes > 0 ? opt.memory_limit_bytes : available_memory_bytes() + dit.weight_bytes();
   if (absurd || need > limit) {
     std::ostringstream s;
     s << "this run needs about ";
@@ -75,15 +78,23 @@ GenerateResult generate(Model& model, attn::AttentionBackend& backend, const Gen
   GenerateResult res;
   res.tokens = cfg.tokens(opt.shape);
   res.attn_spec = backend.spec();
-  res.video.resize(size_t(n));
-  sampler::gaussian_noise(opt.seed, res.video.data(), n);
+  if (opt.noise.empty()) {
+    res.video.resize(size_t(n));
+    sampler::gaussian_noise(opt.seed, res.video.data(), n);
+  } else {
+    if (int64_t(opt.noise.size()) != n)
+      throw std::invalid_argument("the given noise has " + std::to_string(opt.noise.size()) + " values, expected " +
+                                  std::to_string(n) + " for this run's latent");
+    res.video = opt.noise;
+  }
 
   std::vector<float> xin(size_t(batch * n)), vout(size_t(batch * n));
   const std::vector<double> sigmas = sampler::flow_sigmas(opt.steps, cfg.sample_shift);
   const auto t0 = Clock::now();
   auto velocity = [&](const float* x, double sigma, int step, float* v) {
     for (int b = 0; b < batch; ++b) std::copy_n(x, n, xin.data() + b * n);
-    const std::vector<double> t(size_t(batch), sampler::sigma_to_timestep(sigma));
+    const double ts = sampler::sigma_to_timestep(sigma);
+    const std::vector<double> t(size_t(batch), model.defaults.integer_timesteps ? std::trunc(ts) : ts);
     attn::AttentionContext actx;
     actx.step = step;
     actx.num_steps = opt.steps;
@@ -107,7 +118,7 @@ GenerateResult generate(Model& model, attn::AttentionBackend& backend, const Gen
   res.seconds_per_step = res.seconds / opt.steps;
   res.attn_report = backend.report_json();
 
-  res.frames = model.decoder->decode(res.video.data(), opt.shape, cfg.in_channels);
+  if (model.decoder) res.frames = model.decoder->decode(res.video.data(), opt.shape, cfg.in_channels);
   return res;
 }
 

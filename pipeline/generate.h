@@ -13,8 +13,9 @@
 namespace ditgen::pipeline {
 
 struct GenerateOptions {
-  LatentShape shape;        // the sampler's space (Decoder::latent_shape of the video asked for)
-  Condition condition;      // what the conditioner reads (labels)
+  LatentShape shape;        // the sampler's space (Model::geometry of the video asked for)
+  Condition condition;      // what the conditioner reads (labels, text states)
+  std::vector<float> noise; // (T, H, W, C) the start of sampling; empty: seeded noise
   int steps = 20;
   double cfg = 4.0;
   uint64_t seed = 0;
@@ -25,7 +26,7 @@ struct GenerateOptions {
 
 struct GenerateResult {
   std::vector<float> video;  // (T, H, W, C) sampler output (the latent)
-  Frames frames;             // decoded 8-bit frames
+  Frames frames;             // decoded 8-bit frames (none when the model has no decoder)
   double seconds = 0, seconds_per_step = 0;
   ForwardProfile profile;
   int64_t tokens = 0;

@@ -1,6 +1,7 @@
 // Each fast layer of the DiT block against its plain twin on fresh random inputs.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <limits>
 
 #include "dit/gemm.h"
@@ -124,6 +125,44 @@ TEST(Gemm, Bf16KernelMatchesItsReference) {
     // Both round the inputs alike; only float32 against double accumulation (and its order)
     // differs: at most (in + 2) * 2^-23 of the magnitude summed, and 1e-5 for short sums.
     const double worst = worst_linear_error(c, x, w, {}, y, r, std::max(1e-5, double(c.in + 2) * std::ldexp(1.0, -23)));
+    EXPECT_LE(worst, 1.0) << "rows " << c.rows << " in " << c.in << " out " << c.out;
+  }
+}
+
+TEST(Gemm, PackedBf16LayoutRoundTrips) {
+  // Portable: packing from float32 and from bf16 bits give the same panels, and unpacking gives
+  // each weight as round_bf16 makes it (edge sizes around the 64-output panels and odd K).
+  auto rng = fresh_rng();
+  for (int64_t in : {1, 2, 3, 17, 64, 129})
+    for (int64_t out : {1, 15, 63, 64, 65, 130}) {
+      const auto w = random_vector(size_t(out * in), rng);
+      std::vector<uint16_t> bits(w.size());
+      for (size_t i = 0; i < w.size(); ++i) bits[i] = uint16_t(float_bits(gemm::round_bf16(w[i])) >> 16);
+      const gemm::PackedBF16 a = gemm::PackedBF16::pack(w.data(), in, out), b = gemm::PackedBF16::pack(bits.data(), in, out);
+      ASSERT_EQ(a.bytes(), b.bytes());
+      EXPECT_EQ(std::memcmp(a.data(), b.data(), size_t(a.bytes())), 0) << "in " << in << " out " << out;
+      std::vector<float> back(w.size());
+      a.unpack(back.data());
+      for (size_t i = 0; i < w.size(); ++i) ASSERT_EQ(back[i], gemm::round_bf16(w[i])) << "in " << in << " out " << out;
+      const gemm::PackedBF16 copy = a;
+      EXPECT_EQ(std::memcmp(copy.data(), a.data(), size_t(a.bytes())), 0);
+    }
+}
+
+TEST(Gemm, PackedBf16KernelEqualsPerCallPacking) {
+  if (bf16_missing()) GTEST_SKIP() << kNoBf16;
+  auto rng = fresh_rng();
+  for (LinearCase c : {LinearCase{1, 1, 1}, LinearCase{7, 3, 17}, LinearCase{65, 255, 63}, LinearCase{257, 768, 130},
+                       LinearCase{100, 3071, 33}, LinearCase{37, 4099, 70}}) {
+    auto x = random_vector(size_t(c.rows * c.in), rng), w = random_vector(size_t(c.out * c.in), rng);
+    std::vector<float> y(size_t(c.rows * c.out)), p(y.size()), r(y.size());
+    const gemm::PackedBF16 W = gemm::PackedBF16::pack(w.data(), c.in, c.out);
+    gemm::matmul_nt_bf16(x.data(), c.rows, c.in, w.data(), c.out, y.data());
+    gemm::matmul_nt_packed(x.data(), c.rows, W, p.data());
+    gemm::matmul_nt_packed_ref(x.data(), c.rows, W, r.data());
+    // The same panels through the same kernel: bit-identical to packing per call.
+    EXPECT_EQ(std::memcmp(y.data(), p.data(), y.size() * sizeof(float)), 0) << "rows " << c.rows << " in " << c.in;
+    const double worst = worst_linear_error(c, x, w, {}, p, r, std::max(1e-5, double(c.in + 2) * std::ldexp(1.0, -23)));
     EXPECT_LE(worst, 1.0) << "rows " << c.rows << " in " << c.in << " out " << c.out;
   }
 }

@@ -95,7 +95,8 @@ TEST_F(Errors, MissingFile) {
   const std::string p = dir / "nope.h5";
   refused("generate", gen(p), 1, {"weight file '" + p + "': no such file"});
   refused("inspect", "inspect --model " + p, 1, {"'" + p + "': no such file"});
-  refused("directory", gen(dir.path.string()), 1, {"is a directory, expected an HDF5 file"});
+  // A folder is a Wan2.1 model folder.
+  refused("directory", gen(dir.path.string()), 1, {"has no Wan2.1 DiT: expected diffusion_pytorch_model.safetensors"});
 }
 
 TEST_F(Errors, NotHdf5) {
@@ -195,7 +196,7 @@ TEST_F(Errors, FramesOrSizeNotDivisibleByThePatch) {
   refused("frames", base + " --frames 3", 2, {"frames = 3 is not divisible by the model's patch_t = 2"});
   refused("height", base + " --frames 2 --height 18", 2, {"height = 18 is not divisible by the model's patch_h = 4"});
   refused("width", base + " --frames 2 --width 30", 2, {"width = 30 is not divisible by the model's patch_w = 4"});
-  refused("zero frames", base + " --frames 0", 2, {"frames = 0 must be at least 1"});
+  refused("zero frames", base + " --frames 0", 2, {"--frames 0 is out of range: expected at least 1"});
   refused("negative size", base + " --frames 2 --width -8", 2, {"--width -8", "expected"});
 }
 

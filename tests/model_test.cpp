@@ -117,7 +117,7 @@ TEST(Model, GuardsNameTheProblem) {
   // Label out of range.
   EXPECT_THROW(test::label_rows(m, {{1, 11}}), std::invalid_argument);
   EXPECT_THROW(test::label_rows(m, {{1}}), std::invalid_argument);
-  EXPECT_THROW(m.conditioner->context(Condition{{1, 10}}, true), std::invalid_argument);  // 10: the null label
+  EXPECT_THROW(m.conditioner->context(Condition::of_labels({1, 10}), true), std::invalid_argument);  // 10: the null label
   // A NaN weight surfaces as a NumericalError naming the block.
   DiTWeights w = DiTWeights::random(c, 2);
   w.blocks[1].ffn2.bias[0] = NAN;

@@ -1,7 +1,7 @@
 #pragma once
 // Decoder seam: the sampler's latent in, 8-bit frames out. A model family names its decoder
 // (pipeline/family.h): pixel-space models use PixelDecoder; a VAE decoder implements the same
-// interface with its own latent geometry (e.g. 4x fewer frames, 8x smaller sides).
+// interface for its family's LatentGeometry (core/shape.h; e.g. 4x fewer frames, 8x smaller sides).
 #include <string>
 
 #include "core/frames.h"
@@ -13,9 +13,6 @@ class Decoder {
  public:
   virtual ~Decoder() = default;
   virtual std::string name() const = 0;
-  // The latent a video of frames x height x width pixels is sampled in. Throws
-  // std::invalid_argument naming a size this decoder cannot produce.
-  virtual LatentShape latent_shape(int frames, int height, int width) const = 0;
   // latent: (T, H, W, C) sampler output of `shape` with `channels` channels.
   virtual Frames decode(const float* latent, const LatentShape& shape, int channels) const = 0;
 };
@@ -24,7 +21,6 @@ class Decoder {
 class PixelDecoder : public Decoder {
  public:
   std::string name() const override { return "pixels"; }
-  LatentShape latent_shape(int frames, int height, int width) const override { return {frames, height, width}; }
   Frames decode(const float* latent, const LatentShape& shape, int channels) const override;
 };
 

@@ -182,7 +182,7 @@ inline std::string weights_one(const uint8_t* data, size_t size) {
   std::vector<float> x = fixed_values(size_t(n), 4);
   std::vector<float> v(static_cast<size_t>(n));
   const std::vector<int> labels(size_t(c.ctx_len), 0);
-  const Tensor ctx = parts.conditioner->context(Condition{labels}, false);
+  const Tensor ctx = parts.conditioner->context(Condition::of_labels(labels), false);
   const double t = 500.0;
   attn::AttentionContext actx;
   try {

@@ -36,19 +36,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// io::WanDiTSettings::dtype (the linear layers' weights in memory) is new: set it where this
-// checkout has it, so that the tool builds either way (float32 only without it). Once every
-// checkout has the field this is `settings.dtype = d`.
-template <class S>
-auto set_weights_dtype(S& s, ditgen::DType d, int) -> decltype(void(s.dtype = d), true) {
-  s.dtype = d;
-  return true;
-}
-template <class S>
-bool set_weights_dtype(S&, ditgen::DType d, long) {
-  return d == ditgen::DType::F32;
-}
-
 int usage(const char* argv0) {
   std::fprintf(stderr, "usage: %s WEIGHTS.safetensors CONFIG.json FORWARD.safetensors [--dtype float32|bf16]\n", argv0);
   return 2;
@@ -77,8 +64,7 @@ int main(int argc, char** argv) {
   if (npaths != 3) return usage(argv[0]);
   try {
     io::WanDiTSettings settings = wan_golden::settings_from_config(paths[1]);
-    if (!set_weights_dtype(settings, dtype, 0))
-      throw std::runtime_error("this build's io::WanDiTSettings has no dtype field: only --dtype float32");
+    settings.dtype = dtype;
     if (dtype == DType::BF16 && !gemm::bf16_gemm_available())
       throw std::runtime_error("--dtype bf16 needs a CPU with AVX-512 BF16, which this one lacks");
     const io::SafetensorsFile g = io::SafetensorsFile::open(paths[2]);
