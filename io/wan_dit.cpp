@@ -192,7 +192,10 @@ int64_t wan_dit_weight_bytes(const DiTConfig& cfg, DType dtype) {
   return bytes;
 }
 
-LoadedModel load_wan_dit(const SafetensorsSet& f, const WanDiTSettings& settings) {
+namespace {
+// Checks every tensor of the table against the file; with `read`, loads it (linear layers'
+// weights in settings.dtype, the rest float32).
+LoadedModel read_wan_dit(const SafetensorsSet& f, const WanDiTSettings& settings, bool read) {
   if (settings.dtype != DType::F32 && settings.dtype != DType::BF16)
     throw std::invalid_argument(std::string("Wan2.1 DiT weights load as F32 or BF16, not ") + dtype_name(settings.dtype));
   const bool diffusers = diffusers_names(f);
@@ -206,6 +209,8 @@ LoadedModel load_wan_dit(const SafetensorsSet& f, const WanDiTSettings& settings
     const std::vector<int64_t>& s = shape_of(f, n);
     if (s != e.shape) fail(f.path(), "tensor '" + n + "' has shape " + shape_string(s) + ", expected " + shape_string(e.shape));
     const SafetensorsFile& file = f.file(n);
+    m.tensors.push_back({n, s, dtype_name(file.tensor(n).dtype)});
+    if (!read) continue;
     if (lin.count(e.tensor) && settings.dtype == DType::BF16) {
       e.tensor->reset(e.shape, DType::BF16);
       file.read_bf16(n, e.tensor->bf16());
@@ -213,9 +218,15 @@ LoadedModel load_wan_dit(const SafetensorsSet& f, const WanDiTSettings& settings
       e.tensor->reset(e.shape, DType::F32);
       file.read_float(n, e.tensor->data());
     }
-    m.tensors.push_back({n, s, dtype_name(file.tensor(n).dtype)});
   }
   return m;
+}
+}  // namespace
+
+LoadedModel load_wan_dit(const SafetensorsSet& f, const WanDiTSettings& settings) { return read_wan_dit(f, settings, true); }
+
+LoadedModel inspect_wan_dit(const SafetensorsSet& f, const WanDiTSettings& settings) {
+  return read_wan_dit(f, settings, false);
 }
 
 LoadedModel load_wan_dit(const std::string& path, const WanDiTSettings& settings) {

@@ -49,6 +49,9 @@ int64_t wan_dit_weight_bytes(const DiTConfig& cfg, DType dtype);
 // std::runtime_error naming the file and the tensor: a missing or mis-shaped tensor, a head
 // count that does not divide the width, a config.json that disagrees with the shapes.
 LoadedModel load_wan_dit(const SafetensorsSet& f, const WanDiTSettings& settings);
+// The config and the tensor table (names as in the file, dtypes as stored) without reading any
+// tensor's data; the same checks of names and shapes as load_wan_dit.
+LoadedModel inspect_wan_dit(const SafetensorsSet& f, const WanDiTSettings& settings);
 LoadedModel load_wan_dit(const std::string& path, const WanDiTSettings& settings);
 
 }  // namespace ditgen::io

@@ -219,6 +219,23 @@ TEST(WanPipeline, CommandLineWritesTheSameLatents) {
   EXPECT_EQ(j.at("latent"), nlohmann::json({s.frames, s.height, s.width}));
 }
 
+TEST(WanPipeline, InspectShowsTheFolder) {
+  WanFolder f;
+  const std::string json = (f.dir.path / "inspect.json").string();
+  const auto r = test::run_ditgen("inspect --model " + f.model + " --json " + json);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("family: wan2.1-t2v"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("blocks.1.ffn.2.weight"), std::string::npos) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(std::ifstream(json));
+  const io::SafetensorsFile w = io::SafetensorsFile::open(kDir + "tiny_dit.safetensors");
+  EXPECT_EQ(j.at("tensors").size(), w.tensors().size());
+  int64_t params = 0;
+  for (const auto& t : w.tensors()) params += t.numel();
+  EXPECT_EQ(j.at("parameters").get<int64_t>(), params);
+  EXPECT_EQ(j.at("config").at("num_layers"), 2);
+  EXPECT_LT(j.at("weights_in_memory_bf16_mib").get<double>(), j.at("weights_in_memory_float32_mib").get<double>());
+}
+
 TEST(WanPipeline, BadInputIsRefusedAndWritesNothing) {
   WanFolder f;
   const std::string lat = (f.dir.path / "latents.safetensors").string();
