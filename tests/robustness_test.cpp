@@ -23,6 +23,7 @@
 #include "tests/fuzz/harness.h"
 #include "tests/fuzz/harness_cli.h"
 #include "tests/model_util.h"
+#include "tests/fuzz/harness_safetensors.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -309,6 +310,7 @@ TEST(IsolatedLoad, SameWeightsAsInProcessAndTheLoadersMessages) {
 }
 TEST(FuzzInputs, AttnSpec) { replay("attn_spec", fuzz::attn_spec_one); }
 TEST(FuzzInputs, ParoCalib) { replay("paro_calib", fuzz::paro_calib_one); }
+TEST(FuzzInputs, Safetensors) { replay("safetensors", fuzz::safetensors_one); }
 TEST(FuzzInputs, CliValues) { replay("cli_values", fuzz::cli_values_one); }
 
 }  // namespace

@@ -1,14 +1,18 @@
 // Writes the seed corpora of the fuzz harnesses with the project's own writers:
 //   fuzz_seeds DIR  ->  DIR/weights/*.h5, DIR/paro_calib/*.json, DIR/attn_spec/*.txt,
-//                       DIR/cli_values/*.txt
+//                       DIR/cli_values/*.txt, DIR/safetensors/*.safetensors
 // The committed seeds under tests/fuzz/corpus/ were made with it (all files well under 50 KB).
+// Safetensors seeds: files from io::write_safetensors, the same as header-NUL-data (the harness's
+// second reading), and a few such headers written out here by hand.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 
 #include "attention/methods/paro.h"
 #include "attention/mask/reorder.h"
 #include "dit/weights.h"
+#include "io/safetensors.h"
 #include "io/weights_h5.h"
 
 namespace fs = std::filesystem;
@@ -54,7 +58,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path dir = argv[1];
-  for (const char* sub : {"weights", "paro_calib", "attn_spec", "cli_values"}) fs::create_directories(dir / sub);
+  for (const char* sub : {"weights", "paro_calib", "attn_spec", "cli_values", "safetensors"}) fs::create_directories(dir / sub);
 
   const std::pair<const char*, io::DiskType> types[] = {
       {"f32", io::DiskType::Float32}, {"f16", io::DiskType::Float16}, {"bf16", io::DiskType::BFloat16}};
@@ -104,6 +108,52 @@ int main(int argc, char** argv) {
   };
   i = 0;
   for (const char* s : values) std::ofstream(dir / "cli_values" / ("value" + std::to_string(i++) + ".txt"), std::ios::binary) << s;
+  // safetensors files (io::write_safetensors): every dtype, a scalar, an empty tensor, metadata;
+  // one of bfloat16 weights named as in Wan2.1; float16 infinities, NaN and subnormals; nothing.
+  {
+    const fs::path st = dir / "safetensors";
+    const float f6[6] = {1.5f, -2.0f, 0.1f, 3e-40f, 65504.0f, -0.0f};
+    const uint16_t h4[4] = {0x3c00, 0x7c00, 0x7e01, 0x0001};
+    const float one = 1.0f;
+    io::write_safetensors((st / "mixed.safetensors").string(),
+                          {{"w", DType::F32, {2, 3}, f6, nullptr},
+                           {"b", DType::BF16, {6}, f6, nullptr},
+                           {"h", DType::F16, {4}, nullptr, h4},
+                           {"s", DType::F32, {}, &one, nullptr},
+                           {"e", DType::BF16, {0, 3}, nullptr, nullptr}},
+                          {{"format", "pt"}});
+    io::write_safetensors((st / "wan_names_bf16.safetensors").string(),
+                          {{"blocks.0.self_attn.q.weight", DType::BF16, {2, 2}, f6, nullptr},
+                           {"blocks.0.self_attn.norm_q.weight", DType::BF16, {2}, f6 + 4, nullptr},
+                           {"patch_embedding.weight", DType::BF16, {1, 1, 1, 1, 2}, f6, nullptr}});
+    io::write_safetensors((st / "f16_specials.safetensors").string(), {{"x", DType::F16, {2, 2}, nullptr, h4}});
+    io::write_safetensors((st / "metadata_only.safetensors").string(), {}, {{"note", "no tensors"}, {"ünï", "cödé"}});
+    io::write_safetensors((st / "empty.safetensors").string(), {});
+    // The same files in the harness's second reading: header, a NUL byte, data.
+    for (const char* name : {"mixed", "wan_names_bf16", "f16_specials", "metadata_only", "empty"}) {
+      std::ifstream in(st / (std::string(name) + ".safetensors"), std::ios::binary);
+      const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      uint64_t n = 0;
+      for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(file[size_t(i)]);
+      std::ofstream(st / (std::string(name) + ".framed"), std::ios::binary)
+          << file.substr(8, n) << '\0' << file.substr(8 + n);
+    }
+    // Valid headers that the writer would not make, one edit away from a rule: gaps, unaligned
+    // data, an unknown key, offsets out of order; rank 8; two adjacent tensors; metadata of
+    // several strings; an empty tensor with huge dimensions.
+    const std::pair<const char*, const char*> by_hand[] = {
+        {"loose", R"({"a":{"shape":[3],"dtype":"F32","data_offsets":[7,19],"extra":"x"},"e":{"dtype":"BF16","shape":[0,5],)"
+                  R"("data_offsets":[7,7]},"s":{"dtype":"F32","shape":[],"data_offsets":[20,24]},)"
+                  R"("b":{"dtype":"F16","shape":[1,2],"data_offsets":[3,7]}})"},
+        {"rank8", R"({"r":{"dtype":"BF16","shape":[1,1,1,1,1,1,1,2],"data_offsets":[0,4]}})"},
+        {"adjacent", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F16","shape":[4],"data_offsets":[8,16]}})"},
+        {"metadata", R"({"__metadata__":{"format":"pt","a\"b":"\u00e9\n","":""},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})"},
+        {"huge_empty", R"({"z":{"dtype":"F32","shape":[0,4611686018427387904,4],"data_offsets":[3,3]}})"},
+    };
+    for (auto [name, header] : by_hand)
+      std::ofstream(st / (std::string(name) + ".framed"), std::ios::binary)
+          << header << '\0' << std::string(32, '\x3f');
+  }
   std::cout << "seeds written under " << dir.string() << "\n";
   return 0;
 }
