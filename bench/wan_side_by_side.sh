@@ -11,8 +11,9 @@
 # sd.cpp, then ditgen (alternating, so drift on a shared machine hits both); ROUNDS defaults
 # to 1. Both engines get 17 frames at 256 x 448 (latent [16, 5, 32, 56], 2,240 tokens),
 # 2 steps, CFG 5, 2 threads. Environment overrides: FRAMES HEIGHT WIDTH STEPS CFG THREADS
-# SEED, SDCPP_EXTRA (more sd-cli flags, e.g. "--diffusion-fa"), DITGEN_EXTRA, OUT (work
-# folder, default a fresh mktemp -d; logs and outputs stay there).
+# SEED, SDCPP_FA (1, the default: --diffusion-fa, flash attention in sd.cpp's DiT, as every
+# Wan example of its docs/wan.md uses; 0: its plain attention), SDCPP_EXTRA (more sd-cli
+# flags), DITGEN_EXTRA, OUT (work folder, default a fresh mktemp -d; logs, outputs stay).
 #
 # Printed per run: seconds per step of the sampling phase alone (sd.cpp: its logged
 # "sampling completed, taking X s" / steps, which covers both CFG passes of every step;
@@ -58,7 +59,7 @@
 set -euo pipefail
 
 if [[ $# -lt 3 || $# -gt 4 ]]; then
-  sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 SD_CLI=$1
@@ -73,6 +74,7 @@ CFG=${CFG:-5}
 THREADS=${THREADS:-2}
 SEED=${SEED:-0}
 SDCPP_EXTRA=${SDCPP_EXTRA:-}
+[[ ${SDCPP_FA:-1} == 0 ]] || SDCPP_EXTRA="--diffusion-fa $SDCPP_EXTRA"
 DITGEN_EXTRA=${DITGEN_EXTRA:-}
 OUT=${OUT:-$(mktemp -d /tmp/wan_side_by_side.XXXXXX)}
 mkdir -p "$OUT"
