@@ -35,6 +35,8 @@ class PackedBF16 {
   const uint32_t* data() const { return data_.get(); }
   // W back as float32 (out×in), each value the bf16 the kernel multiplies by.
   void unpack(float* W) const;
+  // W back as bf16 bit patterns (out×in).
+  void unpack_bits(uint16_t* W) const;
 
  private:
   struct FreeDeleter {

@@ -94,15 +94,22 @@ PackedBF16 PackedBF16::pack(const uint16_t* W, int64_t in, int64_t out) {
   return P;
 }
 
-void PackedBF16::unpack(float* W) const {
+void PackedBF16::unpack_bits(uint16_t* W) const {
   const int64_t kp = pairs();
+#pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < out_; ++n) {
     const uint32_t* col = data() + (n / kPanelOutputs) * kp * kPanelOutputs + n % kPanelOutputs;
     for (int64_t i = 0; i < in_; ++i) {
       const uint32_t v = col[(i / 2) * kPanelOutputs];
-      W[n * in_ + i] = bf16_to_float(uint16_t(i % 2 ? v >> 16 : v & 0xFFFFu));
+      W[n * in_ + i] = uint16_t(i % 2 ? v >> 16 : v & 0xFFFFu);
     }
   }
+}
+
+void PackedBF16::unpack(float* W) const {
+  std::vector<uint16_t> bits(size_t(in_ * out_));
+  unpack_bits(bits.data());
+  for (size_t i = 0; i < bits.size(); ++i) W[i] = bf16_to_float(bits[i]);
 }
 
 void matmul_nt_packed_ref(const float* x, int64_t rows, const PackedBF16& W, float* y) {

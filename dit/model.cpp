@@ -62,24 +62,32 @@ DiTModel::DiTModel(DiTConfig cfg, DiTWeights weights) : cfg_(std::move(cfg)), w_
   // released.
   for (BlockWeights& b : w_.blocks) {
     LinearWeights* parts[3] = {&b.sa_q, &b.sa_k, &b.sa_v};
-    const DType dt = b.sa_q.weight.dtype();
     LinearWeights f;
-    f.weight.reset({3 * D, D}, dt);
     f.bias.reset({3 * D});
-    const size_t elem = dtype_size(dt);
     for (int p = 0; p < 3; ++p) {
-      if (parts[p]->weight.dtype() != dt || parts[p]->weight.size() != D * D)
+      if (parts[p]->in() != D || parts[p]->out() != D || parts[p]->packed.empty() != parts[0]->packed.empty() ||
+          parts[p]->weight.dtype() != parts[0]->weight.dtype())
         throw std::invalid_argument("self-attention q, k and v weights differ in dtype or shape");
-      std::memcpy(f.weight.raw() + p * D * D * elem, parts[p]->weight.raw(), elem * size_t(D * D));
       std::memcpy(f.bias.data() + p * D, parts[p]->bias.data(), sizeof(float) * size_t(D));
-      *parts[p] = LinearWeights();
     }
+    if (!parts[0]->packed.empty()) {  // packed by the loader: fused through their bf16 bits
+      std::vector<uint16_t> bits(size_t(3 * D * D));
+      for (int p = 0; p < 3; ++p) parts[p]->packed.unpack_bits(bits.data() + p * D * D);
+      f.packed = gemm::PackedBF16::pack(bits.data(), D, 3 * D);
+    } else {
+      const DType dt = parts[0]->weight.dtype();
+      const size_t elem = dtype_size(dt);
+      f.weight.reset({3 * D, D}, dt);
+      for (int p = 0; p < 3; ++p)
+        std::memcpy(f.weight.raw() + p * D * D * elem, parts[p]->weight.raw(), elem * size_t(D * D));
+    }
+    for (LinearWeights* part : parts) *part = LinearWeights();
     qkv_weights_.push_back(std::move(f));
   }
   std::vector<LinearWeights*> linears = w_.linears();
   for (LinearWeights& f : qkv_weights_) linears.push_back(&f);
   for (LinearWeights* l : linears) {
-    if (l->weight.dtype() == DType::BF16 && !gemm::bf16_gemm_available())
+    if ((l->weight.dtype() == DType::BF16 || !l->packed.empty()) && !gemm::bf16_gemm_available())
       throw std::invalid_argument("bfloat16 weights need the bf16 GEMM, and this CPU has no AVX-512 BF16: load the "
                                   "model in float32");
     l->pack_bf16();

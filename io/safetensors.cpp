@@ -301,6 +301,14 @@ std::vector<float> SafetensorsFile::to_float(const std::string& name) const {
   return out;
 }
 
+void SafetensorsFile::drop_pages(const std::string& name) const {
+  const SafetensorsTensor& t = tensor(name);
+  const uint64_t page = uint64_t(::sysconf(_SC_PAGESIZE));
+  const uint64_t begin = (data_start_ + t.offset + page - 1) / page * page, end = (data_start_ + t.offset + t.bytes) / page * page;
+  // Advice only: a failure leaves the pages resident, which costs memory, not correctness.
+  if (end > begin) ::madvise(const_cast<unsigned char*>(map_) + begin, size_t(end - begin), MADV_DONTNEED);
+}
+
 void SafetensorsFile::read_bf16(const std::string& name, uint16_t* dst) const {
   const TensorView v = view(name);
   const unsigned char* s = static_cast<const unsigned char*>(v.data);

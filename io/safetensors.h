@@ -72,6 +72,9 @@ class SafetensorsFile {
   // nearest even.
   void read_bf16(const std::string& name, uint16_t* dst) const;
   std::vector<uint16_t> to_bf16(const std::string& name) const;
+  // Drops the pages that lie wholly inside the tensor's bytes from this process's resident set
+  // (a loader that has copied the tensor no longer needs them; a later read maps them again).
+  void drop_pages(const std::string& name) const;
 
  private:
   SafetensorsFile() = default;

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
-#include <set>
+#include <map>
 #include <tuple>
 #include <stdexcept>
 
@@ -171,10 +171,10 @@ DiTConfig wan_dit_config(const SafetensorsSet& f, const WanDiTSettings& settings
 }
 
 namespace {
-// The tensors of `w` that are linear layers' weights (kept in the chosen dtype).
-std::set<const Tensor*> linear_weights(DiTWeights& w) {
-  std::set<const Tensor*> s;
-  for (LinearWeights* l : w.linears()) s.insert(&l->weight);
+// The tensors of `w` that are linear layers' weights (kept in the chosen dtype), and their layers.
+std::map<const Tensor*, LinearWeights*> linear_weights(DiTWeights& w) {
+  std::map<const Tensor*, LinearWeights*> s;
+  for (LinearWeights* l : w.linears()) s[&l->weight] = l;
   return s;
 }
 }  // namespace
@@ -182,7 +182,7 @@ std::set<const Tensor*> linear_weights(DiTWeights& w) {
 int64_t wan_dit_weight_bytes(const DiTConfig& cfg, DType dtype) {
   DiTWeights w;
   const std::vector<DiTWeights::Entry> table = w.tensor_table(cfg);
-  const std::set<const Tensor*> lin = linear_weights(w);
+  const std::map<const Tensor*, LinearWeights*> lin = linear_weights(w);
   int64_t bytes = 0;
   for (const DiTWeights::Entry& e : table) {
     int64_t n = 1;
@@ -203,7 +203,7 @@ LoadedModel read_wan_dit(const SafetensorsSet& f, const WanDiTSettings& settings
   LoadedModel m;
   m.config = wan_dit_config(f, settings);
   const std::vector<DiTWeights::Entry> table = m.weights.tensor_table(m.config);
-  const std::set<const Tensor*> lin = linear_weights(m.weights);
+  const std::map<const Tensor*, LinearWeights*> lin = linear_weights(m.weights);
   for (const DiTWeights::Entry& e : table) {
     const std::string n = name(e.name);
     const std::vector<int64_t>& s = shape_of(f, n);
@@ -212,12 +212,16 @@ LoadedModel read_wan_dit(const SafetensorsSet& f, const WanDiTSettings& settings
     m.tensors.push_back({n, s, dtype_name(file.tensor(n).dtype)});
     if (!read) continue;
     if (lin.count(e.tensor) && settings.dtype == DType::BF16) {
+      // Packed for the bf16 kernel one tensor at a time, so that the load never holds the
+      // weights twice.
       e.tensor->reset(e.shape, DType::BF16);
       file.read_bf16(n, e.tensor->bf16());
+      lin.at(e.tensor)->pack_bf16();
     } else {
       e.tensor->reset(e.shape, DType::F32);
       file.read_float(n, e.tensor->data());
     }
+    file.drop_pages(n);
   }
   return m;
 }
