@@ -1,6 +1,9 @@
 #include "pipeline/wan.h"
 
 #include <filesystem>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sstream>
 #include <stdexcept>
 
@@ -69,6 +72,12 @@ Model load_wan_model(const std::string& spec, const LoadOptions& options) {
   model.defaults.height = m.config.frame_height;
   model.defaults.width = m.config.frame_width;
   model.defaults.integer_timesteps = true;
+#if defined(__GLIBC__)
+  // The load freed one read buffer per tensor (tens of MB each, which raises glibc's mmap
+  // threshold so that later ones come from the heap): give the free pages back (about 0.75 GB
+  // of peak RSS for the 1.3B model).
+  malloc_trim(0);
+#endif
   return model;
 }
 
