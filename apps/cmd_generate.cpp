@@ -47,8 +47,8 @@ void run_generate(const GenerateArgs& a) {
   pipeline::Model model = a.gen.load_model();
   pipeline::GenerateOptions opt = a.gen.options(model);
   if (!model.decoder && (!a.out.empty() || !a.frames_dir.empty() || !a.sheet.empty()))
-    throw UsageError("'" + a.gen.model + "' has no decoder (no VAE file in the model): frames cannot be written; write "
-                     "the latents with --latents-out");
+    throw UsageError("'" + a.gen.model + "' has no decoder (" + model.no_decoder_reason +
+                     "): frames cannot be written; write the latents with --latents-out");
   if (!a.frames_dir.empty()) {
     try {
       io::check_frames_dir(a.frames_dir, opt.shape.frames, a.overwrite);
@@ -75,6 +75,7 @@ void run_generate(const GenerateArgs& a) {
     j["attn"] = r.attn_spec;
     j["seconds"] = r.seconds;
     j["seconds_per_step"] = r.seconds_per_step;
+    j["decode_seconds"] = r.decode_seconds;
     j["attention_seconds"] = r.profile.attention_seconds;
     j["linear_seconds"] = r.profile.linear_seconds;
     j["other_seconds"] = r.profile.other_seconds;

@@ -30,6 +30,7 @@ struct Model {
   std::unique_ptr<Conditioner> conditioner;  // nullptr: the DiT takes raw context no reader exists for
   std::unique_ptr<DiTModel> dit;
   std::unique_ptr<Decoder> decoder;          // nullptr: no decoder file; a run's output is its latent
+  std::string no_decoder_reason;             // why decoder is nullptr, for the user
   LatentGeometry geometry;                   // pixels <-> the sampler's latent
   std::string dtype = "float32";             // the linear layers' weights in memory: "float32" or "bf16"
   SamplerDefaults defaults;

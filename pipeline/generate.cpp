@@ -118,7 +118,11 @@ GenerateResult generate(Model& model, attn::AttentionBackend& backend, const Gen
   res.seconds_per_step = res.seconds / opt.steps;
   res.attn_report = backend.report_json();
 
-  if (model.decoder) res.frames = model.decoder->decode(res.video.data(), opt.shape, cfg.in_channels);
+  if (model.decoder) {
+    const auto d0 = Clock::now();
+    res.frames = model.decoder->decode(res.video.data(), opt.shape, cfg.in_channels);
+    res.decode_seconds = std::chrono::duration<double>(Clock::now() - d0).count();
+  }
   return res;
 }
 

@@ -27,7 +27,8 @@ struct GenerateOptions {
 struct GenerateResult {
   std::vector<float> video;  // (T, H, W, C) sampler output (the latent)
   Frames frames;             // decoded 8-bit frames (none when the model has no decoder)
-  double seconds = 0, seconds_per_step = 0;
+  double seconds = 0, seconds_per_step = 0;  // sampling
+  double decode_seconds = 0;                  // the decoder
   ForwardProfile profile;
   int64_t tokens = 0;
   std::string attn_spec;

@@ -1,5 +1,6 @@
 #include "pipeline/wan.h"
 
+#include <cmath>
 #include <filesystem>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -11,6 +12,7 @@
 #include "dit/gemm_bf16.h"
 #include "io/safetensors.h"
 #include "io/wan_dit.h"
+#include "io/wan_vae.h"
 #include "pipeline/memory.h"
 
 namespace ditgen::pipeline {
@@ -65,6 +67,17 @@ Model load_wan_model(const std::string& spec, const LoadOptions& options) {
   model.conditioner = std::make_unique<TextStatesConditioner>(m.config.ctx_len, m.config.ctx_dim);
   model.dit = std::make_unique<DiTModel>(m.config, std::move(m.weights));
   model.geometry = LatentGeometry{4, 8, true};
+  // A folder's VAE decodes the latents into frames; without one the run's output is its latents.
+  std::error_code ec;
+  if (std::filesystem::is_directory(spec, ec)) {
+    try {
+      model.decoder = io::load_wan_vae(io::locate_wan_vae(spec), settings.dtype, false);
+    } catch (const io::MissingFile& e) {
+      model.no_decoder_reason = e.what();
+    }
+  } else {
+    model.no_decoder_reason = "a single DiT file has no VAE: give the model folder (with Wan2.1_VAE.safetensors)";
+  }
   model.defaults.steps = m.config.sample_steps;
   model.defaults.cfg = m.config.sample_cfg;
   model.defaults.shift = m.config.sample_shift;
@@ -107,6 +120,30 @@ std::vector<float> read_noise_file(const std::string& path, const LatentShape& s
                              shape_string(t.shape) + ", expected a float " + shape_string(want) +
                              " [channels, latent frames, height / 8, width / 8] for this run's size");
   const std::vector<float> cthw = f.to_float("noise");
+  std::vector<float> x(cthw.size());
+  channels_last(cthw.data(), x.data(), channels, int64_t(shape.frames) * shape.height * shape.width);
+  return x;
+}
+
+std::vector<float> read_latents_file(const std::string& path, LatentShape& shape, int& channels) {
+  const io::SafetensorsFile f = io::SafetensorsFile::open(path);
+  if (!f.has("latents"))
+    throw std::runtime_error("latents file '" + path + "' has no tensor 'latents' [channels, frames, height, width]");
+  const io::SafetensorsTensor& t = f.tensor("latents");
+  if (t.shape.size() != 4 || t.dtype == DType::I64)
+    throw std::runtime_error("latents file '" + path + "': tensor 'latents' is " + dtype_name(t.dtype) + " " +
+                             shape_string(t.shape) + ", expected float [channels, frames, height, width]");
+  for (int64_t d : t.shape)
+    if (d < 1 || d > (1 << 16))
+      throw std::runtime_error("latents file '" + path + "': tensor 'latents' has shape " + shape_string(t.shape) +
+                               ", expected sides of 1 to 65536");
+  channels = int(t.shape[0]);
+  shape = LatentShape{int(t.shape[1]), int(t.shape[2]), int(t.shape[3])};
+  const std::vector<float> cthw = f.to_float("latents");
+  for (size_t i = 0; i < cthw.size(); ++i)
+    if (!std::isfinite(cthw[i]))
+      throw std::runtime_error("latents file '" + path + "': tensor 'latents' holds a non-finite value (" +
+                               std::to_string(cthw[i]) + ") at element " + std::to_string(i));
   std::vector<float> x(cthw.size());
   channels_last(cthw.data(), x.data(), channels, int64_t(shape.frames) * shape.height * shape.width);
   return x;

@@ -2,8 +2,8 @@
 // Wan2.1 text-to-video as a model family: the DiT from the release's files (io/wan_dit.h),
 // conditioned on text-encoder states (cond/text_states.h), in Wan's latent geometry (16
 // channels, 1 + 4k frames to 1 + k latent frames, 8x smaller sides) with Wan's sampler defaults
-// (UniPC, shift 5, 50 steps, guidance 5, integer timesteps, 81 frames at 480 x 832). The VAE
-// and the text encoder come in their own parts; until then a run's output is its latent.
+// (UniPC, shift 5, 50 steps, guidance 5, integer timesteps, 81 frames at 480 x 832), decoded by
+// the folder's VAE (io/wan_vae.h) where it has one. The text encoder comes in its own part.
 #include <string>
 #include <vector>
 
@@ -26,6 +26,10 @@ void read_context_file(const std::string& path, Condition& c);
 // --noise: tensor "noise" [C, T, H, W] (the official layout) as the sampler's (T, H, W, C).
 // Throws std::runtime_error naming the file, the shape found and the one expected.
 std::vector<float> read_noise_file(const std::string& path, const LatentShape& shape, int channels);
+
+// `ditgen vae --decode`: tensor "latents" [C, T, H, W] (float32, bf16 or float16) as (T, H, W, C).
+// Throws std::runtime_error naming the file: no such tensor, not rank 4, a non-finite value.
+std::vector<float> read_latents_file(const std::string& path, LatentShape& shape, int& channels);
 
 // --latents-out: tensor "latents" [C, T, H, W] float32 from the sampler's (T, H, W, C),
 // atomically (published with `batch`).

@@ -1,0 +1,108 @@
+// The VAE's im2col + GEMM convolution (vae/conv.h) against its direct twin: fresh random inputs,
+// every geometry the Wan VAE uses (3³ causal, (3,1,1) temporal, 1³ pointwise, nearest x2 then
+// 3 x 3, stride-2 with right/bottom pad), odd and one-pixel sizes, missing (zero) frames, float32
+// through each GEMM backend here and packed bf16. Tolerances: 1e-5 relative to the largest
+// output for float32 (float sums against double); 1e-4 for bf16, whose inputs both sides round
+// identically, so only the summation order differs.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "dit/gemm.h"
+#include "dit/gemm_bf16.h"
+#include "vae/conv.h"
+
+namespace ditgen::vae {
+namespace {
+
+struct Case {
+  int cin, cout, kt, k;
+  int h, w;
+  int upsample;
+  bool down;
+  bool missing_first;  // the oldest frame is the causal zero padding
+};
+
+ConvWeights random_weights(const Case& c, std::mt19937& rng) {
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::vector<float> w(size_t(c.cout) * c.cin * c.kt * c.k * c.k), b(size_t(c.cout));
+  for (float& v : w) v = n(rng) / std::sqrt(float(c.cin * c.kt * c.k * c.k));
+  for (float& v : b) v = 0.1f * n(rng);
+  return ConvWeights::from_torch(w.data(), b.data(), c.cout, c.cin, c.kt, c.k, c.k);
+}
+
+double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, std::fabs(double(a[i]) - b[i]));
+    den = std::max(den, std::fabs(double(b[i])));
+  }
+  return num / den;
+}
+
+void check(const Case& c, bool bf16, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  ConvWeights w = random_weights(c, rng);
+  if (bf16) w.pack_bf16();
+  std::vector<std::vector<float>> frames(size_t(c.kt), std::vector<float>(size_t(c.h) * c.w * c.cin));
+  std::vector<const float*> in;
+  for (size_t t = 0; t < frames.size(); ++t) {
+    for (float& v : frames[t]) v = n(rng);
+    in.push_back(c.missing_first && t == 0 && c.kt > 1 ? nullptr : frames[t].data());
+  }
+  const ConvGeometry g = c.down ? ConvGeometry::down2(c.h, c.w, c.k) : ConvGeometry::same(c.h, c.w, c.k, c.upsample);
+  std::vector<float> fast(size_t(g.out_h) * g.out_w * c.cout, NAN), ref(fast.size(), NAN);
+  conv_frame(w, in.data(), g, fast.data());
+  conv_frame_ref(w, in.data(), g, ref.data());
+  for (float v : fast) ASSERT_TRUE(std::isfinite(v));
+  EXPECT_LT(max_rel(fast, ref), bf16 ? 1e-4 : 1e-5)
+      << "cin " << c.cin << " cout " << c.cout << " kt " << c.kt << " k " << c.k << " " << c.h << "x" << c.w
+      << " up " << c.upsample << " down " << c.down << (bf16 ? " bf16" : " f32");
+}
+
+const std::vector<Case> kCases = {
+    {8, 12, 3, 3, 5, 7, 1, false, true},    // causal 3³, first frame padding
+    {8, 12, 3, 3, 5, 7, 1, false, false},
+    {16, 16, 3, 1, 4, 6, 1, false, true},   // upsample3d's time_conv (3, 1, 1)
+    {12, 6, 1, 3, 3, 5, 2, false, false},   // nearest x2 then 3 x 3 to half the channels
+    {6, 6, 1, 3, 8, 10, 1, true, false},    // downsample: pad right/bottom, stride 2
+    {6, 6, 1, 3, 7, 9, 1, true, false},     // odd sides
+    {5, 7, 1, 1, 4, 4, 1, false, false},    // pointwise (shortcut, attention projections)
+    {3, 4, 3, 3, 1, 1, 1, false, true},     // one pixel
+    {40, 24, 3, 3, 70, 130, 1, false, false},  // more pixels than one gathered tile
+};
+
+TEST(VaeConv, MatchesReferenceFloat32EveryBackend) {
+  std::vector<gemm::Backend> backends = {gemm::Backend::eigen};
+  if (gemm::openblas_available()) backends.push_back(gemm::Backend::openblas);
+  const gemm::Backend before = gemm::active_backend();
+  unsigned seed = std::random_device{}();
+  for (gemm::Backend b : backends) {
+    gemm::set_backend(b);
+    for (const Case& c : kCases) check(c, false, seed++);
+  }
+  gemm::set_backend(before);
+}
+
+TEST(VaeConv, MatchesReferenceBf16) {
+  if (!gemm::bf16_gemm_available()) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
+  unsigned seed = std::random_device{}();
+  for (const Case& c : kCases) check(c, true, seed++);
+}
+
+TEST(VaeConv, GeometryOfWanResampling) {
+  const ConvGeometry up = ConvGeometry::same(60, 104, 3, 2);
+  EXPECT_EQ(up.out_h, 120);
+  EXPECT_EQ(up.out_w, 208);
+  const ConvGeometry down = ConvGeometry::down2(480, 832, 3);
+  EXPECT_EQ(down.out_h, 240);
+  EXPECT_EQ(down.out_w, 416);
+  EXPECT_EQ(down.pad_top, 0);
+}
+
+}  // namespace
+}  // namespace ditgen::vae
