@@ -110,7 +110,7 @@ void run_compare(const CompareArgs& a) {
   }
   pipeline::Model model = a.gen.load_model();
   if (!model.decoder)
-    throw UsageError("compare measures decoded frames, and '" + a.gen.model + "' has no decoder (no VAE file in the model)");
+    throw UsageError("compare measures decoded frames, and '" + a.gen.model + "' has no decoder (" + model.no_decoder_reason + ")");
   pipeline::GenerateOptions opt = a.gen.options(model);
   io::install_interrupt_handlers();
 

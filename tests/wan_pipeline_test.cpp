@@ -252,7 +252,7 @@ TEST(WanPipeline, BadInputIsRefusedAndWritesNothing) {
   refused(out, 2, "is conditioned on text-encoder states: give them with --context FILE.safetensors");
   refused(ctx + " --labels 3,7" + out, 2, "--labels applies to label models");
   refused(ctx, 2, "nothing to write: give --out (frames) or --latents-out");
-  refused(ctx + " --out " + (f.dir.path / "v.mp4").string(), 2, "has no decoder (no VAE file in the model)");
+  refused(ctx + " --out " + (f.dir.path / "v.mp4").string(), 2, "has no Wan2.1 VAE: expected Wan2.1_VAE.safetensors");
   refused(ctx + " --dtype half" + out, 2, "--dtype 'half' is not one of auto, bf16, float32");
   refused(ctx + " --frames 8" + out, 2, "frames 8 is out of range: expected 1 + 4k");
   refused(ctx + " --height 40" + out, 2, "height 40 is out of range: expected a positive multiple of 16");
