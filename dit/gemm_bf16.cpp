@@ -139,8 +139,10 @@ bool bf16_gemm_available() {
 }
 
 namespace {
-// Y = X · Wᵀ with W already in panels (wp: `panels` panels of kp pairs × NW).
-void run_packed(const float* x, int64_t rows, int64_t in, int64_t out, const uint32_t* wp, float* y) {
+// Y = X · Wᵀ with W already in panels (wp: `panels` panels of kp pairs × NW); X as float32
+// (x, converted block by block) or as bf16 pairs (xpairs, rows of kp).
+void run_packed(const float* x, const uint32_t* xpairs, int64_t rows, int64_t in, int64_t out, const uint32_t* wp,
+                float* y) {
   const int64_t kp = (in + 1) / 2, panels = (out + NW - 1) / NW;
   // As the OpenBLAS path: at least 64 rows a thread.
   const int threads = int(std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, rows / 64)));
@@ -150,14 +152,18 @@ void run_packed(const float* x, int64_t rows, int64_t in, int64_t out, const uin
   const int64_t block_rows = std::min(A_BYTES / (kp * 4), (rows + 4 * threads - 1) / (4 * threads));
   const int64_t mc = std::max<int64_t>(MR, block_rows / MR * MR);
   // Allocated here: an exception cannot leave the parallel region.
-  const auto xp_all = alloc_pairs(threads * mc * kp);
+  const auto xp_all = alloc_pairs(xpairs ? 1 : threads * mc * kp);
 #pragma omp parallel num_threads(threads)
   {
-    uint32_t* const xp = xp_all.get() + omp_get_thread_num() * mc * kp;
+    uint32_t* const buf = xp_all.get() + (xpairs ? 0 : omp_get_thread_num() * mc * kp);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t m0 = 0; m0 < rows; m0 += mc) {
       const int64_t mr = std::min(mc, rows - m0);
-      pack_x(x + m0 * in, mr, in, kp, xp);
+      const uint32_t* xp = buf;
+      if (xpairs)
+        xp = xpairs + m0 * kp;
+      else
+        pack_x(x + m0 * in, mr, in, kp, buf);
       for (int64_t j = 0; j < panels; ++j) {
         __mmask16 m[NR];
         for (int g = 0; g < NR; ++g) m[g] = lanes(out - j * NW - g * 16);
@@ -176,11 +182,23 @@ void matmul_nt_bf16(const float* x, int64_t rows, int64_t in, const float* W, in
   const auto wp = alloc_pairs(panels * kp * NW);
 #pragma omp parallel for schedule(static)
   for (int64_t j = 0; j < panels; ++j) pack_w_panel(W, in, out, kp, j, wp.get() + j * kp * NW);
-  run_packed(x, rows, in, out, wp.get(), y);
+  run_packed(x, nullptr, rows, in, out, wp.get(), y);
 }
 
 void matmul_nt_packed(const float* x, int64_t rows, const PackedBF16& W, float* y) {
-  run_packed(x, rows, W.in(), W.out(), W.data(), y);
+  run_packed(x, nullptr, rows, W.in(), W.out(), W.data(), y);
+}
+
+void matmul_pairs_packed(const uint32_t* x, int64_t rows, const PackedBF16& W, float* y) {
+  run_packed(nullptr, x, rows, W.in(), W.out(), W.data(), y);
+}
+
+void to_bf16(const float* x, int64_t n, uint16_t* out) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(n - i);
+    _mm256_mask_storeu_epi16(out + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i)));
+  }
 }
 
 }  // namespace ditgen::gemm
@@ -196,5 +214,9 @@ void matmul_nt_bf16(const float*, int64_t, int64_t, const float*, int64_t, float
 void matmul_nt_packed(const float*, int64_t, const PackedBF16&, float*) {
   throw std::logic_error("matmul_nt_packed: built without AVX-512 BF16");
 }
+void matmul_pairs_packed(const uint32_t*, int64_t, const PackedBF16&, float*) {
+  throw std::logic_error("matmul_pairs_packed: built without AVX-512 BF16");
+}
+void to_bf16(const float*, int64_t, uint16_t*) { throw std::logic_error("to_bf16: built without AVX-512 BF16"); }
 }  // namespace ditgen::gemm
 #endif

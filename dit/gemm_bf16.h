@@ -57,6 +57,14 @@ void matmul_nt_bf16(const float* x, int64_t rows, int64_t in, const float* W, in
 // that were packed).
 void matmul_nt_packed(const float* x, int64_t rows, const PackedBF16& W, float* y);
 
+// The same product with X given as bf16 already, each row `W.pairs()` 32-bit pairs (the row's
+// bf16 values in order, a zero after an odd last one): no conversion of X, half its bytes.
+// Bit-identical to matmul_nt_packed of the float X these values round from.
+void matmul_pairs_packed(const uint32_t* x, int64_t rows, const PackedBF16& W, float* y);
+
+// x rounded to bfloat16 as the kernel rounds it (round_bf16), as bit patterns; OpenMP threads.
+void to_bf16(const float* x, int64_t n, uint16_t* out);
+
 // Plain twin for the tests: the same bfloat16 rounding of the inputs, double accumulation.
 void matmul_nt_bf16_ref(const float* x, int64_t rows, int64_t in, const float* W, int64_t out, float* y);
 

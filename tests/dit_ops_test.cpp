@@ -162,6 +162,17 @@ TEST(Gemm, PackedBf16KernelEqualsPerCallPacking) {
     gemm::matmul_nt_packed_ref(x.data(), c.rows, W, r.data());
     // The same panels through the same kernel: bit-identical to packing per call.
     EXPECT_EQ(std::memcmp(y.data(), p.data(), y.size() * sizeof(float)), 0) << "rows " << c.rows << " in " << c.in;
+    // X given as bf16 pairs (to_bf16, a zero after an odd last value): bit-identical again.
+    std::vector<uint16_t> bits(size_t(c.rows * W.pairs() * 2), 0xFFFF);
+    for (int64_t r0 = 0; r0 < c.rows; ++r0) {
+      gemm::to_bf16(x.data() + r0 * c.in, c.in, bits.data() + r0 * W.pairs() * 2);
+      if (c.in % 2) bits[size_t(r0 * W.pairs() * 2 + c.in)] = 0;
+    }
+    std::vector<uint32_t> pairs(size_t(c.rows * W.pairs()));
+    std::memcpy(pairs.data(), bits.data(), pairs.size() * sizeof(uint32_t));
+    std::vector<float> q(y.size());
+    gemm::matmul_pairs_packed(pairs.data(), c.rows, W, q.data());
+    EXPECT_EQ(std::memcmp(q.data(), p.data(), y.size() * sizeof(float)), 0) << "pairs: rows " << c.rows << " in " << c.in;
     const double worst = worst_linear_error(c, x, w, {}, p, r, std::max(1e-5, double(c.in + 2) * std::ldexp(1.0, -23)));
     EXPECT_LE(worst, 1.0) << "rows " << c.rows << " in " << c.in << " out " << c.out;
   }

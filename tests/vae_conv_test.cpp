@@ -3,7 +3,9 @@
 // 3 x 3, stride-2 with right/bottom pad), odd and one-pixel sizes, missing (zero) frames, float32
 // through each GEMM backend here and packed bf16. Tolerances: 1e-5 relative to the largest
 // output for float32 (float sums against double); 1e-4 for bf16, whose inputs both sides round
-// identically, so only the summation order differs.
+// identically, so only the summation order differs. The bf16 overload (frames stored as bf16)
+// must equal the float one bit for bit on wide outputs, and its direct narrow kernel the twin
+// within 1e-4.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -62,6 +64,22 @@ void check(const Case& c, bool bf16, unsigned seed) {
   EXPECT_LT(max_rel(fast, ref), bf16 ? 1e-4 : 1e-5)
       << "cin " << c.cin << " cout " << c.cout << " kt " << c.kt << " k " << c.k << " " << c.h << "x" << c.w
       << " up " << c.upsample << " down " << c.down << (bf16 ? " bf16" : " f32");
+  if (!bf16) return;
+  // The same frames stored as bf16: the wide path is the float one's GEMM on the same bits;
+  // narrow outputs run the direct kernel.
+  std::vector<std::vector<uint16_t>> bits;
+  std::vector<const uint16_t*> in_bits;
+  for (size_t t = 0; t < frames.size(); ++t) {
+    bits.emplace_back(frames[t].size());
+    gemm::to_bf16(frames[t].data(), int64_t(frames[t].size()), bits.back().data());
+    in_bits.push_back(in[t] ? bits.back().data() : nullptr);
+  }
+  std::vector<float> from_bits(fast.size(), NAN);
+  conv_frame(w, in_bits.data(), g, from_bits.data());
+  if (c.cout > kNarrowOutputs)
+    EXPECT_EQ(from_bits, fast) << "cin " << c.cin << " cout " << c.cout << ": bf16 frames";
+  else
+    EXPECT_LT(max_rel(from_bits, ref), 1e-4) << "cin " << c.cin << " cout " << c.cout << ": narrow kernel";
 }
 
 const std::vector<Case> kCases = {
@@ -74,6 +92,9 @@ const std::vector<Case> kCases = {
     {5, 7, 1, 1, 4, 4, 1, false, false},    // pointwise (shortcut, attention projections)
     {3, 4, 3, 3, 1, 1, 1, false, true},     // one pixel
     {40, 24, 3, 3, 70, 130, 1, false, false},  // more pixels than one gathered tile
+    {7, 20, 3, 3, 5, 6, 1, false, true},    // odd K: the last pair's padding
+    {33, 3, 3, 3, 6, 9, 1, false, true},    // the RGB head's shape: narrow, a partial 32-run
+    {70, 8, 1, 3, 4, 5, 2, false, false},   // narrow after nearest x2
 };
 
 TEST(VaeConv, MatchesReferenceFloat32EveryBackend) {

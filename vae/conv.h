@@ -46,6 +46,14 @@ struct ConvGeometry {
 // (gemm::active_backend), packed ones through the bf16 kernel. OpenMP inside.
 void conv_frame(const ConvWeights& w, const float* const* in, const ConvGeometry& g, float* out);
 
+// The same with the input frames as bf16 bit patterns (what the bf16 GEMM rounds its inputs to:
+// stored so, a frame takes half the memory and the gather half the bytes) and packed weights.
+// Bit-identical to the float overload on the frames these round from, except where Cout is
+// at most kNarrowOutputs: those convolutions (the RGB head) run a direct kernel, as a GEMM of 3
+// outputs would fill few lanes, and sum in another order.
+constexpr int kNarrowOutputs = 8;
+void conv_frame(const ConvWeights& w, const uint16_t* const* in, const ConvGeometry& g, float* out);
+
 // Plain twin for the tests: direct loops, double accumulation, the weights as stored (bf16
 // weights unpacked; inputs then rounded to bf16 as the kernel rounds them).
 void conv_frame_ref(const ConvWeights& w, const float* const* in, const ConvGeometry& g, float* out);
