@@ -10,9 +10,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cmath>
 #include <initializer_list>
 #include <set>
 
+#include "io/safetensors.h"
 #include "io/weights_h5.h"
 #include "tests/model_util.h"
 #include "tests/test_util.h"
@@ -97,6 +99,43 @@ TEST_F(Errors, MissingFile) {
   refused("inspect", "inspect --model " + p, 1, {"'" + p + "': no such file"});
   // A folder is a Wan2.1 model folder.
   refused("directory", gen(dir.path.string()), 1, {"has no Wan2.1 DiT: expected diffusion_pytorch_model.safetensors"});
+}
+
+TEST_F(Errors, WanVaeInput) {
+  // `ditgen vae` with the tiny official-structure VAE: latents it cannot decode and a VAE
+  // file whose tensor does not fit the structure are refused before any frame is written.
+  const std::string vae = std::string(DITGEN_SOURCE_DIR) + "/tests/data/wan/tiny_vae.safetensors";
+  const std::string png = dir / "v.png";
+  auto latents = [&](const std::string& name, std::vector<int64_t> shape, float bad) {
+    std::vector<float> z(size_t(shape[0] * shape[1] * shape[2] * shape[3]), 0.25f);
+    z[z.size() / 3] = bad;
+    const std::string p = dir / name;
+    io::write_safetensors(p, {{"latents", DType::F32, shape, z.data(), nullptr}});
+    return p;
+  };
+  const std::string eight = latents("eight.safetensors", {8, 2, 4, 4}, 0.25f);
+  const std::string nan = latents("nan.safetensors", {16, 2, 4, 4}, NAN);
+  const std::string good = latents("good.safetensors", {16, 2, 4, 4}, 0.25f);
+  auto decode = [&](const std::string& model, const std::string& lat) {
+    return "vae --model " + model + " --decode " + lat + " --out " + png;
+  };
+  refused("wrong channel count", decode(vae, eight), 2, {"latents have 8 channels, the VAE expects 16"}, {png});
+  refused("NaN in the latents", decode(vae, nan), 1, {"tensor 'latents' holds a non-finite value (nan)"}, {png});
+  // One tensor of the VAE mis-shaped: a copy with conv2.weight (16, 16, 1, 1, 1) as (16, 8, 1, 1, 1).
+  const io::SafetensorsFile f = io::SafetensorsFile::open(vae);
+  std::vector<std::vector<float>> values;
+  std::vector<io::SafetensorsWriteTensor> tensors;
+  for (const auto& t : f.tensors()) values.push_back(f.to_float(t.name));
+  for (size_t i = 0; i < f.tensors().size(); ++i) {
+    const auto& t = f.tensors()[i];
+    std::vector<int64_t> shape = t.shape;
+    if (t.name == "conv2.weight") shape = {16, 8, 1, 1, 1};
+    tensors.push_back({t.name, DType::F32, shape, values[i].data(), nullptr});
+  }
+  const std::string bent = dir / "bent.safetensors";
+  io::write_safetensors(bent, tensors);
+  refused("mis-shaped VAE tensor", decode(bent, good), 1, {"tensor 'conv2.weight' has shape (16, 8, 1, 1, 1)"}, {png});
+  refused("no such latents file", decode(vae, dir / "nope.safetensors"), 1, {"nope.safetensors"}, {png});
 }
 
 TEST_F(Errors, NotHdf5) {

@@ -14,6 +14,7 @@
 #include "dit/gemm_bf16.h"
 #include "io/safetensors.h"
 #include "io/safetensors_set.h"
+#include "io/video.h"
 #include "pipeline/generate.h"
 #include "pipeline/wan.h"
 #include "tests/test_util.h"
@@ -234,6 +235,55 @@ TEST(WanPipeline, InspectShowsTheFolder) {
   EXPECT_EQ(j.at("parameters").get<int64_t>(), params);
   EXPECT_EQ(j.at("config").at("num_layers"), 2);
   EXPECT_LT(j.at("weights_in_memory_bf16_mib").get<double>(), j.at("weights_in_memory_float32_mib").get<double>());
+}
+
+TEST(WanPipeline, FolderWithTheVaeEndsInFrames) {
+  // The tiny official-structure VAE under its release name: generate decodes, and `ditgen vae`
+  // decodes the saved latents to the same frames; the frames encode and decode again.
+  WanFolder f;
+  fs::copy_file(kDir + "tiny_vae.safetensors", f.model + "/Wan2.1_VAE.safetensors");
+  const fs::path gen = f.dir.path / "gen", again = f.dir.path / "again";
+  const std::string lat = (f.dir.path / "latents.safetensors").string(), json = (f.dir.path / "run.json").string();
+  auto r = test::run_ditgen("generate --model " + f.model + " --context " + f.context + " --noise " + f.noise +
+                            " --steps 2 --frames 9 --height 48 --width 80 --dtype float32 --frames-dir " +
+                            gen.string() + " --latents-out " + lat + " --json " + json);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const Frames a = io::read_frames(gen.string(), 3);
+  EXPECT_EQ(a.frames, 9);
+  EXPECT_EQ(a.height, 48);
+  EXPECT_EQ(a.width, 80);
+  EXPECT_GT(nlohmann::json::parse(std::ifstream(json)).at("decode_seconds").get<double>(), 0.0);
+
+  r = test::run_ditgen("vae --model " + f.model + " --decode " + lat + " --dtype float32 --frames-dir " + again.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(io::read_frames(again.string(), 3).data, a.data);
+
+  const std::string rt = (f.dir.path / "rt.json").string();
+  r = test::run_ditgen("vae --model " + f.model + "/Wan2.1_VAE.safetensors --encode " + gen.string() +
+                       " --roundtrip --dtype float32 --json " + rt);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(std::ifstream(rt));
+  EXPECT_EQ(j.at("frames"), 9);
+  EXPECT_TRUE(std::isfinite(j.at("roundtrip_psnr_db").get<double>())) << j.dump();
+}
+
+TEST(WanPipeline, VaeRefusesBadLatentsAndWritesNothing) {
+  WanFolder f;
+  fs::copy_file(kDir + "tiny_vae.safetensors", f.model + "/Wan2.1_VAE.safetensors");
+  const fs::path out = f.dir.path / "frames";
+  auto refused = [&](const std::vector<int64_t>& shape, float value, const std::string& message) {
+    const std::string lat = (f.dir.path / "bad.safetensors").string();
+    std::vector<float> z(size_t(shape[0] * shape[1] * shape[2] * shape[3]), 0.25f);
+    z[z.size() / 2] = value;
+    fs::remove(lat);
+    io::write_safetensors(lat, {{"latents", DType::F32, shape, z.data(), nullptr}});
+    const auto r = test::run_ditgen("vae --model " + f.model + " --decode " + lat + " --frames-dir " + out.string());
+    EXPECT_NE(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << "expected '" << message << "' in\n" << r.output;
+    EXPECT_FALSE(fs::exists(out) && !fs::is_empty(out)) << message;
+  };
+  refused({8, 2, 6, 10}, 0.25f, "8 channels");
+  refused({16, 2, 6, 10}, NAN, "non-finite value");
 }
 
 TEST(WanPipeline, BadInputIsRefusedAndWritesNothing) {

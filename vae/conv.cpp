@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 
 #include "dit/gemm.h"
@@ -89,7 +91,30 @@ void gemm_rows(const ConvWeights& w, const float* x, int64_t rows, float* y) {
 
 }  // namespace
 
+namespace {
+void conv_frame_tiles(const ConvWeights& w, const float* const* in, const ConvGeometry& g, float* out);
+std::atomic<int64_t> g_flops{0}, g_nanoseconds{0};
+}  // namespace
+
+double detail::now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+void detail::count_conv(double flops, double start) {
+  g_flops += int64_t(flops);
+  g_nanoseconds += int64_t((now_seconds() - start) * 1e9);
+}
+
+ConvStats conv_stats() { return {double(g_flops.load()), double(g_nanoseconds.load()) * 1e-9}; }
+
 void conv_frame(const ConvWeights& w, const float* const* in, const ConvGeometry& g, float* out) {
+  const double start = detail::now_seconds();
+  conv_frame_tiles(w, in, g, out);
+  detail::count_conv(2.0 * double(g.out_h) * g.out_w * double(w.k()) * w.cout, start);
+}
+
+namespace {
+void conv_frame_tiles(const ConvWeights& w, const float* const* in, const ConvGeometry& g, float* out) {
   const int64_t pixels = int64_t(g.out_h) * g.out_w;
   const bool pointwise = w.kt == 1 && w.kh == 1 && w.kw == 1 && g.upsample == 1 && g.stride == 1 &&
                          g.pad_top == 0 && g.pad_left == 0 && in[0];
@@ -104,6 +129,7 @@ void conv_frame(const ConvWeights& w, const float* const* in, const ConvGeometry
     gemm_rows(w, col.data(), rows, out + p0 * w.cout);
   }
 }
+}  // namespace
 
 void conv_frame_ref(const ConvWeights& w, const float* const* in, const ConvGeometry& g, float* out) {
   const int taps = w.kt * w.kh * w.kw;

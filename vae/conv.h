@@ -54,6 +54,18 @@ void conv_frame(const ConvWeights& w, const float* const* in, const ConvGeometry
 constexpr int kNarrowOutputs = 8;
 void conv_frame(const ConvWeights& w, const uint16_t* const* in, const ConvGeometry& g, float* out);
 
+// The work conv_frame (both overloads) has done in this process: multiply-adds x 2 and wall
+// seconds inside it, for benchmarks (bench/vae_decode_bench.cpp).
+struct ConvStats {
+  double flops = 0, seconds = 0;
+};
+ConvStats conv_stats();
+namespace detail {
+// Adds one call that began at `start` (steady_clock seconds) and did `flops`.
+void count_conv(double flops, double start);
+double now_seconds();
+}  // namespace detail
+
 // Plain twin for the tests: direct loops, double accumulation, the weights as stored (bf16
 // weights unpacked; inputs then rounded to bf16 as the kernel rounds them).
 void conv_frame_ref(const ConvWeights& w, const float* const* in, const ConvGeometry& g, float* out);

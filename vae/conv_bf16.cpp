@@ -83,9 +83,17 @@ void narrow(const ConvWeights&, const uint16_t* const*, const ConvGeometry&, flo
 }
 #endif
 
+void conv_frame_tiles(const ConvWeights& w, const uint16_t* const* in, const ConvGeometry& g, float* out);
 }  // namespace
 
 void conv_frame(const ConvWeights& w, const uint16_t* const* in, const ConvGeometry& g, float* out) {
+  const double start = detail::now_seconds();
+  conv_frame_tiles(w, in, g, out);
+  detail::count_conv(2.0 * double(g.out_h) * g.out_w * double(w.k()) * w.cout, start);
+}
+
+namespace {
+void conv_frame_tiles(const ConvWeights& w, const uint16_t* const* in, const ConvGeometry& g, float* out) {
   assert(w.is_bf16());
   if (w.cout <= kNarrowOutputs) return narrow(w, in, g, out);
   const int64_t pixels = int64_t(g.out_h) * g.out_w, pairs = w.packed.pairs();
@@ -102,5 +110,7 @@ void conv_frame(const ConvWeights& w, const uint16_t* const* in, const ConvGeome
       for (int o = 0; o < w.cout; ++o) y[r * w.cout + o] += w.bias[size_t(o)];
   }
 }
+
+}  // namespace
 
 }  // namespace ditgen::vae
