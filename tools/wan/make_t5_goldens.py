@@ -165,10 +165,10 @@ def weights_digest(model, bf16):
     h = hashlib.sha256()
     per = {}
     for name, p in model.named_parameters():
-        t = p.detach().cpu().contiguous()
+        t = p.detach()
         h.update(name.encode())
         h.update((t.to(torch.bfloat16).view(torch.int16) if bf16 else
-                  t.float()).numpy().tobytes())
+                  t.float()).cpu().contiguous().numpy().tobytes())
         per[name] = [float(t.double().sum()), float(t.double().abs().sum())]
     key = "sha256_bf16_named_order" if bf16 else "sha256_float32_named_order"
     return {key: h.hexdigest(), "per_tensor": per}
@@ -201,38 +201,43 @@ def independent_bucket(rel, num_buckets, max_dist=128):
 
 def independent_encode(W, cfg, ids, taps=None):
     """States of the real tokens `ids` (no padding), float64."""
-    d = {k: v.double().cpu() for k, v in W.items()}
+    def w(k):  # float64 on the weights' device, one tensor at a time
+        return W[k].double()
+
     H = cfg["num_heads"]
+    dev = W["norm.weight"].device
+    ids = ids.to(dev)
     L = ids.numel()
     pos = torch.arange(L)
     rel = (pos[None, :] - pos[:, None]).reshape(-1)
     uniq = torch.unique(rel)
     bmap = dict(zip(uniq.tolist(),
                     independent_bucket(uniq, cfg["num_buckets"]).tolist()))
-    bucket = torch.tensor([bmap[r] for r in rel.tolist()]).reshape(L, L)
+    bucket = torch.tensor([bmap[r] for r in rel.tolist()]).reshape(L, L) \
+        .to(dev)
 
     def rms(x, w):
         return x / torch.sqrt((x * x).mean(-1, keepdim=True) + 1e-6) * w
 
-    x = d["token_embedding.weight"][ids]
+    x = W["token_embedding.weight"][ids].double()
     for i in range(cfg["num_layers"]):
         p = f"blocks.{i}."
-        n = rms(x, d[p + "norm1.weight"])
-        q, k, v = (n @ d[p + f"attn.{m}.weight"].T for m in "qkv")
+        n = rms(x, w(p + "norm1.weight"))
+        q, k, v = (n @ w(p + f"attn.{m}.weight").T for m in "qkv")
         q, k, v = (t.reshape(L, H, -1).transpose(0, 1) for t in (q, k, v))
-        bias = d[p + "pos_embedding.embedding.weight"][bucket]  # L, L, H
+        bias = w(p + "pos_embedding.embedding.weight")[bucket]  # L, L, H
         s = q @ k.transpose(1, 2) + bias.permute(2, 0, 1)
         a = torch.softmax(s, -1) @ v
-        x = x + a.transpose(0, 1).reshape(L, -1) @ d[p + "attn.o.weight"].T
-        n = rms(x, d[p + "norm2.weight"])
-        g = n @ d[p + "ffn.gate.0.weight"].T
+        x = x + a.transpose(0, 1).reshape(L, -1) @ w(p + "attn.o.weight").T
+        n = rms(x, w(p + "norm2.weight"))
+        g = n @ w(p + "ffn.gate.0.weight").T
         g = 0.5 * g * (1 + torch.tanh(math.sqrt(2 / math.pi) *
                                       (g + 0.044715 * g ** 3)))
-        x = x + ((n @ d[p + "ffn.fc1.weight"].T) * g) @ \
-            d[p + "ffn.fc2.weight"].T
+        x = x + ((n @ w(p + "ffn.fc1.weight").T) * g) @ \
+            w(p + "ffn.fc2.weight").T
         if taps is not None:
-            taps.append(x)
-    return rms(x, d["norm.weight"])
+            taps.append(x.cpu())
+    return rms(x, w("norm.weight")).cpu()
 
 
 # --------------------------------------------------------------------------
@@ -366,11 +371,8 @@ def main():
     checks["bucket_independent"] = float(
         (independent_bucket(rel, cfg["num_buckets"]) != gold["bucket"])
         .sum())
-    W = {k: v.detach().cpu() for k, v in model.state_dict().items()} \
-        if not full else None
+    W = {k: v.detach() for k, v in model.state_dict().items()}
     for b, L in enumerate(lengths):
-        if full:
-            break  # the float64 copy of 5.7B weights is not worth it
         itaps = []
         ind = independent_encode(W, cfg, ids[b, :L], itaps)
         checks[f"independent.states.{L}"] = rel_err(states[b], ind)
