@@ -15,7 +15,7 @@ build="${1:?usage: run_fuzzers.sh BUILD_DIR SECONDS [HARNESS...]}"
 seconds="${2:?usage: run_fuzzers.sh BUILD_DIR SECONDS [HARNESS...]}"
 shift 2
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(weights attn_spec paro_calib safetensors cli_values)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(weights attn_spec paro_calib safetensors cli_values prompt)
 # Allocations of absurd sizes (malformed sizes in a file) fail as they do without ASan (NULL),
 # so that the code's handling of the failure is what gets tested.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
