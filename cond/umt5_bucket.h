@@ -2,7 +2,8 @@
 // T5's bidirectional relative-position buckets (umT5 encoder, docs/wan-t5-reference.md): the
 // bucket of rel = key position - query position. Half the buckets are for rel > 0, half for
 // rel <= 0; within a half, |rel| below a quarter of the buckets is its own bucket, larger |rel|
-// falls into logarithmically wider buckets up to max_distance, beyond which all share the last.
+// falls into logarithmically wider buckets (the scale reaches the half's end at max_distance)
+// and the last bucket takes the rest (for the release's 32 buckets: |rel| >= 91).
 #include <cstdint>
 #include <vector>
 

@@ -1,6 +1,7 @@
 #include "cond/umt5_linear.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -47,11 +48,17 @@ void mapped_matmul(const float* x, int64_t rows, const MappedWeight& W, DType co
 #pragma omp for schedule(dynamic)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t o0 = b * kBlockRows, n = std::min(kBlockRows, W.out - o0);
-      convert_to_float(W.dtype, row_ptr(W, o0), w.data(), n * W.in);
-      if (compute == DType::BF16) {
+      const unsigned char* src = row_ptr(W, o0);
+      if (compute == DType::BF16 && W.dtype == DType::BF16 && reinterpret_cast<uintptr_t>(src) % 2 == 0) {
+        // bf16 rows packed as they are: no float32 pass in between.
+        const gemm::PackedBF16 p = gemm::PackedBF16::pack(reinterpret_cast<const uint16_t*>(src), W.in, n);
+        gemm::matmul_nt_packed(x, rows, p, yb.data());
+      } else if (compute == DType::BF16) {
+        convert_to_float(W.dtype, src, w.data(), n * W.in);
         const gemm::PackedBF16 p = gemm::PackedBF16::pack(w.data(), W.in, n);
         gemm::matmul_nt_packed(x, rows, p, yb.data());
       } else {
+        convert_to_float(W.dtype, src, w.data(), n * W.in);
         gemm::matmul_nt(backend, x, rows, W.in, w.data(), n, yb.data());
       }
       for (int64_t r = 0; r < rows; ++r) std::copy_n(yb.data() + r * n, n, y + r * W.out + o0);

@@ -70,19 +70,19 @@ TEST(UmT5Bucket, RefusesBadSettings) {
   EXPECT_THROW(relative_bucket_table(0, 32, 128), std::invalid_argument);
 }
 
-// W (out, in) stored in `dtype` one byte past an aligned address (as a safetensors offset may
-// leave it), and the float32 values it holds.
+// W (out, in) stored in `dtype` at `offset` bytes past an aligned address (an odd offset, as a
+// safetensors file may leave it, takes the conversion path of bf16 rows).
 struct StoredWeight {
   std::vector<unsigned char> bytes;
   MappedWeight view;
 };
-StoredWeight store(const std::vector<float>& w, int64_t out, int64_t in, DType dtype) {
+StoredWeight store(const std::vector<float>& w, int64_t out, int64_t in, DType dtype, size_t offset) {
   StoredWeight s;
   const size_t es = dtype_size(dtype);
-  s.bytes.resize(1 + w.size() * es);
+  s.bytes.resize(offset + w.size() * es);
   for (size_t i = 0; i < w.size(); ++i) {
     if (dtype == DType::F32) {
-      std::memcpy(&s.bytes[1 + 4 * i], &w[i], 4);
+      std::memcpy(&s.bytes[offset + 4 * i], &w[i], 4);
     } else {
       // bf16, or a float16 built from the bf16 value's range-safe part (values are small).
       uint16_t h = float_to_bf16(w[i]);
@@ -92,10 +92,10 @@ StoredWeight store(const std::vector<float>& w, int64_t out, int64_t in, DType d
         const int e = int((u >> 23) & 0xff) - 127 + 15;
         h = e <= 0 ? uint16_t((u >> 16) & 0x8000u) : uint16_t(((u >> 16) & 0x8000u) | (uint32_t(e) << 10) | ((u >> 13) & 0x3ffu));
       }
-      std::memcpy(&s.bytes[1 + 2 * i], &h, 2);
+      std::memcpy(&s.bytes[offset + 2 * i], &h, 2);
     }
   }
-  s.view = MappedWeight{s.bytes.data() + 1, dtype, out, in};
+  s.view = MappedWeight{s.bytes.data() + offset, dtype, out, in};
   return s;
 }
 
@@ -104,17 +104,18 @@ TEST(UmT5Linear, MappedMatmulMatchesThePlainTwin) {
   std::uniform_int_distribution<int64_t> rows_d(1, 37), dim_d(1, 300);
   std::vector<DType> computes = {DType::F32};
   if (gemm::bf16_gemm_available()) computes.push_back(DType::BF16);
-  for (int trial = 0; trial < 24; ++trial) {
+  for (int trial = 0; trial < 36; ++trial) {
     const int64_t rows = rows_d(rng), in = dim_d(rng), out = trial == 0 ? 300 : dim_d(rng);
     const DType dtype = trial % 3 == 0 ? DType::F32 : trial % 3 == 1 ? DType::BF16 : DType::F16;
     const std::vector<float> x = test::random_vector(size_t(rows * in), rng);
-    const StoredWeight w = store(test::random_vector(size_t(out * in), rng, 0.1f), out, in, dtype);
+    const size_t offset = trial % 2 ? 1 : 0;  // std::vector's storage is at least 2-byte aligned
+    const StoredWeight w = store(test::random_vector(size_t(out * in), rng, 0.1f), out, in, dtype, offset);
     for (DType compute : computes) {
       std::vector<float> y(size_t(rows * out)), ref(y.size());
       mapped_matmul(x.data(), rows, w.view, compute, y.data());
       mapped_matmul_ref(x.data(), rows, w.view, compute, ref.data());
       EXPECT_LE(max_rel(y.data(), ref), 1e-5) << "rows " << rows << " in " << in << " out " << out << " "
-                                               << dtype_name(dtype) << " compute " << dtype_name(compute);
+                                               << dtype_name(dtype) << " at offset " << offset << " compute " << dtype_name(compute);
     }
   }
 }
