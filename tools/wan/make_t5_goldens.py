@@ -20,6 +20,9 @@ names) go to --weights-out for the C++ side, the goldens to --out:
     python3 tools/wan/make_t5_goldens.py --wan-src wan21/wan --out out \
         --preset umt5-xxl --weights-out /tmp/umt5_xxl_random.safetensors
 
+The release's widths at a smaller depth and vocabulary (e.g. --num-layers 4 --vocab 32128
+--prefix umt5_xxl_4) fit a CPU with 24 GB.
+
 Needs: torch (CUDA used when present), numpy; safetensors when installed
 (else the built-in writer of tools/wan/make_dit_goldens.py).
 """
@@ -251,6 +254,11 @@ def parse_args():
                     help="copy of the official wan/ folder")
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--preset", default="narrow", choices=sorted(PRESETS))
+    ap.add_argument("--vocab", type=int, default=None,
+                    help="override the preset's vocabulary size")
+    ap.add_argument("--num-layers", type=int, default=None,
+                    help="override the preset's depth")
+    ap.add_argument("--prefix", default=None, help="output file prefix")
     ap.add_argument("--seed", type=int, default=20250401,
                     help="seed of the weights; the ids use seed+1")
     ap.add_argument("--weights-out", default=None,
@@ -273,7 +281,11 @@ def sync(device):
 def main():
     args = parse_args()
     cfg = dict(PRESETS[args.preset])
-    prefix = cfg.pop("prefix")
+    prefix = args.prefix or cfg.pop("prefix")
+    cfg.pop("prefix", None)
+    for k in ("vocab", "num_layers"):
+        if getattr(args, k) is not None:
+            cfg[k] = getattr(args, k)
     full = args.preset != "narrow"
     os.makedirs(args.out, exist_ok=True)
     torch.backends.cuda.matmul.allow_tf32 = False
