@@ -1,12 +1,11 @@
 #include "cond/umt5_tokenizer.h"
 
-#include <sentencepiece_processor.h>
-
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
 #include "cond/prompt_clean.h"
+#include "cond/spiece_model.h"
 
 namespace ditgen {
 
@@ -40,29 +39,30 @@ UmT5Tokenizer UmT5Tokenizer::load(const std::string& path) {
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw std::runtime_error("tokenizer model '" + path + "' could not be read");
 
+  spiece::ModelProto proto;
+  try {
+    proto = spiece::parse_model_proto(bytes);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("tokenizer model '" + path + "' is not a SentencePiece model (" + e.what() + ")");
+  }
   UmT5Tokenizer t;
   t.path_ = path;
-  t.sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
-  const auto st = t.sp_->LoadFromSerializedProto(bytes);
-  if (!st.ok() || t.sp_->GetPieceSize() <= 0)
-    throw std::runtime_error("tokenizer model '" + path + "' is not a SentencePiece model (" +
-                             (st.ok() ? std::string("no pieces") : st.ToString()) + ")");
-  t.eos_id_ = t.sp_->eos_id();
-  t.pad_id_ = t.sp_->pad_id();
+  try {
+    t.model_ = std::make_unique<spiece::UnigramModel>(std::move(proto));
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("tokenizer model '" + path + "' cannot be used: " + e.what());
+  }
+  t.eos_id_ = t.model_->eos_id();
+  t.pad_id_ = t.model_->pad_id();
   if (t.eos_id_ < 0 || t.pad_id_ < 0)
     throw std::runtime_error("tokenizer model '" + path + "' has no " + (t.eos_id_ < 0 ? "end-of-sequence" : "padding") +
                              " piece; umT5's spiece.model has </s> (1) and <pad> (0)");
   return t;
 }
 
-int UmT5Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
+int UmT5Tokenizer::vocab_size() const { return model_->size(); }
 
-std::vector<int32_t> UmT5Tokenizer::pieces(std::string_view text) const {
-  std::vector<int> ids;
-  const auto st = sp_->Encode(absl::string_view(text.data(), text.size()), &ids);
-  if (!st.ok()) throw std::runtime_error("tokenizer model '" + path_ + "': " + st.ToString());
-  return std::vector<int32_t>(ids.begin(), ids.end());
-}
+std::vector<int32_t> UmT5Tokenizer::pieces(std::string_view text) const { return model_->encode(text); }
 
 TokenizedPrompt UmT5Tokenizer::encode(std::string_view prompt, int max_len) const {
   if (max_len < 1) throw std::invalid_argument("tokenizer: max_len " + std::to_string(max_len) + " is below 1 (room for EOS)");

@@ -5,21 +5,19 @@
 // checkpoint (google/umt5-xxl/spiece.model), the end-of-sequence token appended, cut to
 // max_len with the EOS kept as the last token, padded with the pad id. docs/wan.md
 // ("Tokenizer") says what differs from the Hugging Face tokenizer Wan calls.
-// Linking: Debian 12's libsentencepiece bundles protobuf-lite 3.14 and exports its symbols. A
-// process that also loads the system libprotobuf (OpenCV's dnn module, which objdetect pulls in)
-// crashes while loading, before main. Use this class only in executables without OpenCV's dnn
-// (docs/wan.md, "Tokenizer").
+// The model file is read and applied by the engine (cond/spiece_model.h), with the ids the
+// SentencePiece library gives; docs/wan-tokenizer.md says why it does not link the library.
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
-
 namespace ditgen {
+
+namespace spiece {
+class UnigramModel;
+}
 
 struct TokenizedPrompt {
   std::vector<int32_t> ids;    // (n,) the prompt's pieces then EOS, 1 <= n <= max_len
@@ -39,8 +37,9 @@ class UmT5Tokenizer {
  public:
   static constexpr int kWanTextLen = 512;  // Wan2.1's text_len
 
-  // Throws std::runtime_error naming the file: missing, unreadable, not a SentencePiece model,
-  // or one without end-of-sequence and padding pieces.
+  // Throws std::runtime_error naming the file: missing, unreadable, not a SentencePiece model
+  // (what is wrong and at which byte), not a unigram one, or one without end-of-sequence and
+  // padding pieces.
   static UmT5Tokenizer load(const std::string& spiece_model_path);
   // The tokenizer file of a Wan2.1 model folder: DIR/google/umt5-xxl/spiece.model. Throws
   // std::runtime_error naming the path looked for when it is not there.
@@ -65,7 +64,7 @@ class UmT5Tokenizer {
 
  private:
   UmT5Tokenizer() = default;
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::unique_ptr<spiece::UnigramModel> model_;
   std::string path_;
   int eos_id_ = -1, pad_id_ = -1;
 };

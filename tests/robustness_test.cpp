@@ -22,6 +22,7 @@
 #include "io/weights_h5.h"
 #include "tests/fuzz/harness.h"
 #include "tests/fuzz/harness_cli.h"
+#include "tests/fuzz/harness_prompt.h"
 #include "tests/model_util.h"
 #include "tests/fuzz/harness_safetensors.h"
 #include "tests/test_util.h"
@@ -312,6 +313,18 @@ TEST(FuzzInputs, AttnSpec) { replay("attn_spec", fuzz::attn_spec_one); }
 TEST(FuzzInputs, ParoCalib) { replay("paro_calib", fuzz::paro_calib_one); }
 TEST(FuzzInputs, Safetensors) { replay("safetensors", fuzz::safetensors_one); }
 TEST(FuzzInputs, CliValues) { replay("cli_values", fuzz::cli_values_one); }
+TEST(FuzzInputs, Prompt) { replay("prompt", fuzz::prompt_one); }
+
+// The tokenizer once linked Debian's libsentencepiece, whose bundled protobuf clashed with the
+// system libprotobuf that OpenCV's dnn brings into ditgen: such a process crashed before main.
+// This executable loads that libprotobuf as ditgen does, and tokenizes.
+TEST(FuzzInputs, TokenizerRunsBesideOpenCvsProtobuf) {
+  EXPECT_NE(slurp("/proc/self/maps").find("libprotobuf"), std::string::npos)
+      << "libprotobuf is no longer loaded here: this test no longer shows that the two can share a process";
+  const TokenizedPrompt p = fuzz::prompt_tokenizer().encode("a cat surfing");
+  EXPECT_GT(p.ids.size(), 1u);
+  EXPECT_EQ(p.ids.back(), fuzz::prompt_tokenizer().eos_id());
+}
 
 }  // namespace
 }  // namespace ditgen

@@ -1,9 +1,8 @@
 #pragma once
 // Body of the fuzz_prompt harness: a prompt through Wan2.1's clean-up and the umT5 tokenizer
-// (cond/umt5_tokenizer.h) with the test model of tests/data/tokenizer/. Its seeds and regressions
-// are replayed by tests/umt5_tokenizer_test.cpp, not by tests/robustness_test.cpp: that test also
-// loads OpenCV's libprotobuf, which clashes with SentencePiece (cond/umt5_tokenizer.h). The first byte picks max_len
-// (1..64, so that truncation is exercised), the rest is the prompt. Contract: invalid UTF-8 is
+// (cond/umt5_tokenizer.h) with the test model of tests/data/tokenizer/; tests/robustness_test.cpp
+// replays its seeds and regressions. The first byte picks max_len (1..64, so that truncation is
+// exercised), the rest is the prompt. Contract: invalid UTF-8 is
 // refused with std::invalid_argument naming the byte offset, valid UTF-8 never is; otherwise
 // the ids are 1..max_len valid pieces ending in EOS, the dropped count adds up, and the cleaned
 // text is valid UTF-8 without leading, trailing or repeated whitespace.
