@@ -8,12 +8,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <tuple>
 
 #include "apps/commands.h"
 #include "io/atomic_file.h"
 #include "io/video.h"
+#include "pipeline/options.h"
 #include "pipeline/wan.h"
 
 namespace fs = std::filesystem;
@@ -61,6 +63,10 @@ void GenerationFlags::add(CLI::App& sub) {
                  "Weight file (HDF5), builtin:tiny, or a Wan2.1 model folder or DiT .safetensors file (config.json beside it)")
       ->required();
   sub.add_option("--labels", labels, "Condition of a label model: comma-separated class labels (default 3,7 for the digits model)");
+  sub.add_option("--prompt", prompt, "Wan2.1: the prompt, encoded by the model folder's umT5 text encoder (or give --context)");
+  sub.add_option("--negative-prompt", negative_prompt, "Wan2.1 with --prompt: the negative prompt of guidance (default: Wan2.1's)");
+  sub.add_option("--prompt-cache", prompt_cache,
+                 "Folder of cached prompt states, so a repeated prompt skips the encoder, or 'off' (default: ~/.cache/ditgen/prompts)");
   sub.add_option("--context", context,
                  "Wan2.1: text-encoder states, a .safetensors with tensors prompt and negative_prompt, each [tokens, 4096]");
   sub.add_option("--noise", noise,
@@ -86,6 +92,10 @@ void GenerationFlags::add(CLI::App& sub) {
   sub.add_option("--gemm", gemm,
                  "GEMM of the linear layers: auto (OpenBLAS when it loads, else Eigen), eigen, openblas, bf16 (inputs "
                  "rounded to bfloat16, float32 sums; CPUs with AVX-512 BF16)");
+  sub.add_option("--vae-tile", vae_tile,
+                 "Wan2.1: decode in tiles of at most PX x PX pixels (a multiple of 8) blended across their overlap, "
+                 "for sizes whose decode does not fit in memory (default: whole frames)");
+  sub.add_option("--vae-tile-overlap", vae_tile_overlap, "With --vae-tile: pixels neighbouring tiles share and blend (multiple of 8; default 64)");
   sub.add_option("--max-memory", max_memory_mb, "Refuse runs estimated to need more than this many MiB (default: memory available)");
 }
 
@@ -124,9 +134,15 @@ pipeline::GenerateOptions GenerationFlags::options(const pipeline::Model& model)
     }
   } else if (model.conditioner) {
     if (labels) throw UsageError("--labels applies to label models; '" + this->model + "' is conditioned on text states (--context)");
-    if (context.empty()) throw UsageError("'" + this->model + "' is conditioned on text-encoder states: give them with --context FILE.safetensors");
+    if (context.empty() && !encoded)
+      throw UsageError("'" + this->model + "' is conditioned on text: give --prompt TEXT or the encoder states with --context FILE.safetensors");
     try {
-      pipeline::read_context_file(context, o.condition);
+      if (encoded) {
+        o.condition.prompt = encoded->prompt;
+        o.condition.negative_prompt = encoded->negative_prompt;
+      } else {
+        pipeline::read_context_file(context, o.condition);
+      }
       if (model.conditioner) model.conditioner->validate(o.condition);
       if (!noise.empty()) o.noise = pipeline::read_noise_file(noise, o.shape, c.in_channels);
     } catch (const std::exception& e) {
@@ -146,24 +162,67 @@ pipeline::GenerateOptions GenerationFlags::options(const pipeline::Model& model)
   return o;
 }
 
+std::optional<DType> parse_dtype_flag(const std::string& text) {
+  if (text == "bf16") return DType::BF16;
+  if (text == "float32") return DType::F32;
+  if (text != "auto") throw UsageError("--dtype '" + text + "' is not one of auto, bf16, float32");
+  return std::nullopt;
+}
+
+std::string prompt_cache_dir(const std::string& flag) {
+  if (flag == "off") return "";
+  return flag.empty() ? pipeline::default_prompt_cache_dir() : flag;
+}
+
+nlohmann::json prompt_json(const pipeline::EncodedPrompts& e) {
+  nlohmann::json j;
+  j["prompt_tokens"] = e.prompt_tokens;
+  j["negative_prompt_tokens"] = e.negative_tokens;
+  j["from_cache"] = e.from_cache;
+  j["cache_file"] = e.cache_file.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.cache_file);
+  j["seconds"] = e.seconds;
+  j["dtype"] = e.dtype;
+  j["warnings"] = e.warnings;
+  return j;
+}
+
 pipeline::LoadOptions GenerationFlags::load_options() const {
   pipeline::LoadOptions o;
-  if (dtype == "bf16") {
-    o.dtype = DType::BF16;
-  } else if (dtype == "float32") {
-    o.dtype = DType::F32;
-  } else if (dtype != "auto") {
-    throw UsageError("--dtype '" + dtype + "' is not one of auto, bf16, float32");
-  }
+  o.dtype = parse_dtype_flag(dtype);
   if (max_memory_mb && !(*max_memory_mb > 0 && *max_memory_mb <= 1e9))
     throw UsageError("--max-memory " + num(*max_memory_mb) +
                      " is out of range: expected a positive number of MiB up to 1e9 (omit it for the memory available)");
   o.memory_limit_bytes = max_memory_mb ? int64_t(*max_memory_mb * 1024 * 1024) : 0;
+  try {
+    o.vae_tiling = pipeline::vae_tiling_from_pixels(vae_tile, vae_tile_overlap);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  if (o.vae_tiling.on() && !pipeline::is_wan_spec(model))
+    throw UsageError("--vae-tile applies to a Wan2.1 model's VAE; '" + model + "' has none");
   return o;
 }
 
 pipeline::Model GenerationFlags::load_model() const {
   const pipeline::LoadOptions o = load_options();
+  if (negative_prompt && !prompt) throw UsageError("--negative-prompt needs --prompt");
+  if (prompt) {
+    if (!context.empty()) throw UsageError("give --prompt TEXT or --context FILE, not both");
+    if (!pipeline::is_wan_spec(model))
+      throw UsageError("--prompt applies to a Wan2.1 model folder (with its umT5 text encoder), not '" + model + "'");
+    pipeline::PromptOptions p;
+    p.model = model;
+    p.prompt = *prompt;
+    p.negative_prompt = negative_prompt;
+    p.dtype = o.dtype;
+    p.cache_dir = prompt_cache_dir(prompt_cache);
+    try {
+      encoded = pipeline::encode_prompts(p);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+    for (const std::string& w : encoded->warnings) std::cerr << "warning: " << w << "\n";
+  }
   try {
     return pipeline::load_model(model, o);
   } catch (const std::invalid_argument& e) {

@@ -13,6 +13,7 @@
 #include "pipeline/generate.h"
 #include "pipeline/memory.h"
 #include "pipeline/options.h"
+#include "pipeline/prompt.h"
 #include "io/atomic_file.h"
 
 namespace ditgen::app {
@@ -31,6 +32,15 @@ std::array<int, 2> parse_labels(const std::string& text);
 // Sets OpenMP's thread count (0 = leave the default); throws UsageError when out of range.
 void set_threads(int threads);
 
+// --dtype: "auto" (unset), "bf16", "float32"; throws UsageError naming anything else.
+std::optional<DType> parse_dtype_flag(const std::string& text);
+
+// --prompt-cache: "" (not given) for the default folder, "off" for none, else the folder.
+std::string prompt_cache_dir(const std::string& flag);
+
+// What a run reports about its prompts (tokens, cache, seconds).
+nlohmann::json prompt_json(const pipeline::EncodedPrompts& e);
+
 // Flags shared by generate, compare, attnmap, calibrate.
 struct GenerationFlags {
   std::string model;
@@ -47,11 +57,17 @@ struct GenerationFlags {
   std::string isa = "auto";
   std::string gemm = "auto";
   std::optional<double> max_memory_mb;  // unset: the memory available
+  std::optional<int> vae_tile, vae_tile_overlap;  // pixels; unset: no tiling
+  std::optional<std::string> prompt, negative_prompt;  // Wan2.1: encoded by the folder's umT5
+  std::string prompt_cache;                           // "" default folder, "off", or a folder
+  // The prompts' states, encoded by load_model() before the DiT is read.
+  mutable std::optional<pipeline::EncodedPrompts> encoded;
 
   void add(CLI::App& sub);
   // --dtype (and --max-memory for the weights) as load options; throws UsageError.
   pipeline::LoadOptions load_options() const;
-  // load_model with load_options(); a bad dtype for this model or CPU is a UsageError.
+  // load_model with load_options(); a bad dtype for this model or CPU is a UsageError. With
+  // --prompt the text encoder runs first (and is released) and `encoded` holds its states.
   pipeline::Model load_model() const;
   // Applies the model's defaults where a flag was not given and checks every value given;
   // throws UsageError naming the bad value. Sets the process-wide GEMM (--gemm).

@@ -99,6 +99,7 @@ void run_generate(const GenerateArgs& a) {
     j["solver"] = opt.solver;
     if (model.family == "labels") j["labels"] = opt.condition.labels;
     if (!a.gen.context.empty()) j["context"] = a.gen.context;
+    if (a.gen.encoded) j["prompt"] = prompt_json(*a.gen.encoded);
     if (!a.gen.noise.empty()) j["noise"] = a.gen.noise;
     j["model"] = a.gen.model;
     j["threads"] = a.gen.threads;

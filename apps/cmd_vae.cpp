@@ -2,12 +2,14 @@
 #include <cmath>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "apps/cli_common.h"
 #include "apps/commands.h"
 #include "io/atomic_file.h"
 #include "io/video.h"
 #include "pipeline/memory.h"
+#include "pipeline/options.h"
 #include "pipeline/vae_run.h"
 #include "pipeline/wan.h"
 
@@ -19,19 +21,21 @@ struct VaeArgs {
   std::string dtype = "auto";
   std::string out, frames_dir, sheet, json, latents_out;
   double fps = 16;
+  std::optional<int> tile, tile_overlap;
   int threads = 0;
   bool overwrite = false;
 };
 
 void run_vae(VaeArgs a) {
   set_threads(a.threads);
-  if (a.dtype == "bf16")
-    a.run.dtype = DType::BF16;
-  else if (a.dtype == "float32")
-    a.run.dtype = DType::F32;
-  else if (a.dtype != "auto")
-    throw UsageError("--dtype '" + a.dtype + "' is not one of auto, bf16, float32");
+  a.run.dtype = parse_dtype_flag(a.dtype);
   const bool decodes = !a.run.decode.empty() || a.run.roundtrip;
+  try {
+    a.run.tiling = pipeline::vae_tiling_from_pixels(a.tile, a.tile_overlap);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  if (a.run.tiling.on() && !decodes) throw UsageError("--vae-tile applies to decoding: give --decode FILE, or --roundtrip with --encode");
   if (a.run.roundtrip && a.run.encode.empty()) throw UsageError("--roundtrip needs --encode VIDEO");
   if (!decodes && (!a.out.empty() || !a.frames_dir.empty() || !a.sheet.empty()))
     throw UsageError("frames are written only when decoding: give --decode FILE, or --roundtrip with --encode");
@@ -83,6 +87,8 @@ void run_vae(VaeArgs a) {
     j["width"] = r.frames.width;
     j["encode_seconds"] = r.encode_seconds;
     j["decode_seconds"] = r.decode_seconds;
+    j["vae_tile"] = a.run.tiling.on() ? nlohmann::json{{"tile_px", a.run.tiling.size * 8}, {"overlap_px", a.run.tiling.overlap * 8}}
+                                      : nlohmann::json(nullptr);
     if (r.roundtrip_psnr_db) j["roundtrip_psnr_db"] = std::isfinite(*r.roundtrip_psnr_db) ? *r.roundtrip_psnr_db : 999.0;
     j["peak_rss_mb"] = pipeline::peak_rss_mb();
     j["threads"] = a.threads;
@@ -110,6 +116,8 @@ const Registrar reg("vae", "Decode saved Wan2.1 latents into frames, or encode a
   sub.add_option("--latents-out", a->latents_out, "With --encode: write the latents (.safetensors, tensor latents)");
   sub.add_option("--dtype", a->dtype, "Convolution weights and inputs: auto (bf16 where the CPU has AVX-512 BF16), bf16, float32")
       ->capture_default_str();
+  sub.add_option("--vae-tile", a->tile, "Decode in tiles of at most PX x PX pixels (a multiple of 8), blended across their overlap");
+  sub.add_option("--vae-tile-overlap", a->tile_overlap, "With --vae-tile: pixels neighbouring tiles share and blend (multiple of 8; default 64)");
   sub.add_option("--out", a->out, "Decoded video: .mp4 (H.264), .mkv (lossless FFV1) or .png");
   sub.add_option("--frames-dir", a->frames_dir, "Also write every decoded frame as PNG into this directory");
   sub.add_option("--sheet", a->sheet, "Also write a contact sheet PNG");

@@ -1,11 +1,17 @@
 #include "io/wan_vae.h"
 
+#include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include "io/safetensors.h"
+#include "io/wan_vae_names.h"
 #include "core/tensor.h"
 
 namespace ditgen::io {
@@ -16,20 +22,29 @@ using vae::ConvWeights;
 
 class Reader {
  public:
-  explicit Reader(const std::string& path) : f_(SafetensorsFile::open(path)) {}
-  [[noreturn]] void fail(const std::string& what) const {
-    throw std::runtime_error("Wan2.1 VAE file '" + f_.path() + "': " + what);
+  // Names are the release's; a diffusers-format file's are mapped to them (io/wan_vae_names.h).
+  explicit Reader(const std::string& path) : f_(SafetensorsFile::open(path)) {
+    std::vector<std::string> names;
+    for (const SafetensorsTensor& t : f_.tensors()) names.push_back(t.name);
+    diffusers_ = has_diffusers_wan_vae_names(names);
+    const int resnets = diffusers_ ? diffusers_up_block_resnets(names) : 0;
+    for (const std::string& n : names) file_names_[diffusers_ ? wan_vae_release_name(n, resnets) : n] = n;
   }
-  bool has(const std::string& name) const { return f_.has(name); }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw std::runtime_error("Wan2.1 VAE file '" + f_.path() + "': " + what +
+                             (diffusers_ ? " (names as in the release; the file has diffusers' AutoencoderKLWan names)" : ""));
+  }
+  bool diffusers() const { return diffusers_; }
+  bool has(const std::string& name) const { return file_names_.count(name) != 0; }
   const std::vector<int64_t>& shape(const std::string& name) const {
-    if (!f_.has(name)) fail("has no tensor '" + name + "'");
-    return f_.tensor(name).shape;
+    if (!has(name)) fail("has no tensor '" + name + "'");
+    return f_.tensor(file_names_.at(name)).shape;
   }
   void expect(const std::string& name, const std::vector<int64_t>& want) const {
     if (shape(name) != want)
       fail("tensor '" + name + "' has shape " + shape_string(shape(name)) + ", expected " + shape_string(want));
   }
-  std::vector<float> read(const std::string& name) const { return f_.to_float(name); }
+  std::vector<float> read(const std::string& name) const { return f_.to_float(file_names_.at(name)); }
 
   // A Conv3d (rank 5) or Conv2d (rank 4) and its bias; `cin` checked (0: any).
   ConvWeights conv(const std::string& prefix, int rank, int cin) const {
@@ -69,8 +84,8 @@ class Reader {
     const std::regex re("^" + std::regex_replace(prefix, std::regex(R"(\.)"), R"(\.)") + R"(\.(\d+)\.)");
     std::set<int> seen;
     std::smatch m;
-    for (const SafetensorsTensor& t : f_.tensors())
-      if (std::regex_search(t.name, m, re)) seen.insert(std::stoi(m[1]));
+    for (const auto& [name, file_name] : file_names_)
+      if (std::regex_search(name, m, re)) seen.insert(std::stoi(m[1]));
     int n = 0;
     for (int i : seen) {
       if (i != n) fail("has '" + prefix + "." + std::to_string(i) + ".*' but no '" + prefix + "." + std::to_string(n) + ".*'");
@@ -81,6 +96,8 @@ class Reader {
 
  private:
   SafetensorsFile f_;
+  bool diffusers_ = false;
+  std::map<std::string, std::string> file_names_;  // release name -> the file's
 };
 
 vae::ResidualBlock residual(const Reader& r, const std::string& p, int& width) {
@@ -178,6 +195,37 @@ void stream(const Reader& r, const std::string& side, int cin, int head_out, vae
   s.layers.emplace_back(std::move(head));
 }
 
+// diffusers keeps the latent statistics in the vae/config.json beside the weights (the release
+// has them in its code): where that file is there, it must be an AutoencoderKLWan with Wan2.1's.
+void check_diffusers_config(const Reader& r, const std::string& path, int z_dim) {
+  const std::filesystem::path cfg = std::filesystem::path(path).parent_path() / "config.json";
+  std::ifstream in(cfg);
+  if (!in) return;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    r.fail("its '" + cfg.string() + "' is not JSON: " + e.what());
+  }
+  if (!j.is_object()) r.fail("its '" + cfg.string() + "' is not a JSON object");
+  if (j.contains("_class_name") && j["_class_name"] != "AutoencoderKLWan")
+    r.fail("its '" + cfg.string() + "' describes a " + j["_class_name"].dump() + ", expected AutoencoderKLWan");
+  if (j.contains("z_dim") && j["z_dim"] != z_dim)
+    r.fail("its '" + cfg.string() + "' has z_dim " + j["z_dim"].dump() + " but the tensors have " + std::to_string(z_dim) + " latent channels");
+  const std::pair<const char*, const std::vector<float>*> stats[] = {{"latents_mean", &vae::wan21_latents_mean()},
+                                                                      {"latents_std", &vae::wan21_latents_std()}};
+  for (const auto& [key, want] : stats) {
+    if (!j.contains(key)) continue;
+    const nlohmann::json& got = j[key];
+    bool same = got.is_array() && got.size() == want->size();
+    for (size_t c = 0; same && c < want->size(); ++c)
+      same = got[c].is_number() && std::fabs(got[c].get<double>() - (*want)[c]) <= 1e-6 * std::fabs((*want)[c]) + 1e-7;
+    if (!same)
+      r.fail("its '" + cfg.string() + "' has " + key + " " + got.dump() + ", which are not Wan2.1's (this engine decodes "
+             "with the release's statistics)");
+  }
+}
+
 }  // namespace
 
 std::string locate_wan_vae(const std::string& model) {
@@ -190,10 +238,17 @@ std::string locate_wan_vae(const std::string& model) {
   if (fs::is_regular_file(p / "Wan2.1_VAE.pth", ec))
     throw MissingFile("model folder '" + model + "' has Wan2.1_VAE.pth but no Wan2.1_VAE.safetensors: convert it "
                              "with tools/wan/convert_pth.py (the engine reads no pickles)");
-  if (fs::is_directory(p / "vae", ec))
-    throw MissingFile("model folder '" + model + "' has a diffusers-format vae/ folder, whose tensor names are "
-                             "not read yet: use the release's Wan2.1_VAE.safetensors");
-  throw MissingFile("model folder '" + model + "' has no Wan2.1 VAE: expected Wan2.1_VAE.safetensors");
+  // A diffusers-format folder (or its transformer/, as --model may name it) keeps the VAE in vae/.
+  const fs::path folder = p.filename().empty() ? p.parent_path() : p;
+  for (const fs::path& vae : {folder / "vae", folder.parent_path() / "vae"}) {
+    if (vae == folder.parent_path() / "vae" && folder.filename() != "transformer") continue;
+    if (fs::is_regular_file(vae / "diffusion_pytorch_model.safetensors", ec))
+      return (vae / "diffusion_pytorch_model.safetensors").string();
+    if (fs::is_directory(vae, ec))
+      throw MissingFile("diffusers-format folder '" + vae.string() + "' has no diffusion_pytorch_model.safetensors");
+  }
+  throw MissingFile("model folder '" + model + "' has no Wan2.1 VAE: expected Wan2.1_VAE.safetensors (or a "
+                    "diffusers-format vae/diffusion_pytorch_model.safetensors)");
 }
 
 std::unique_ptr<vae::WanVae> load_wan_vae(const std::string& path, DType dtype, bool encoder) {
@@ -210,6 +265,7 @@ std::unique_ptr<vae::WanVae> load_wan_vae(const std::string& path, DType dtype, 
            std::to_string(vae::wan21_latents_mean().size()));
   v->mean = vae::wan21_latents_mean();
   v->std = vae::wan21_latents_std();
+  if (r.diffusers()) check_diffusers_config(r, path, v->z_dim);
   v->post_quant = r.causal("conv2", v->z_dim, 1, 1, v->z_dim);
   stream(r, "decoder", v->z_dim, 3, v->decoder);
   if (encoder && r.has("encoder.conv1.weight")) {

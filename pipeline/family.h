@@ -11,6 +11,7 @@
 #include "dit/model.h"
 #include "dit/weights.h"
 #include "vae/decoder.h"
+#include "vae/tiling.h"
 
 namespace ditgen::pipeline {
 
@@ -51,6 +52,7 @@ struct LoadOptions {
   // GEMM, else F32. (HDF5 models load as float32.)
   std::optional<DType> dtype;
   int64_t memory_limit_bytes = 0;  // refuse a model whose weights alone need more (0: memory available)
+  vae::VaeTiling vae_tiling;       // Wan2.1: decode in tiles (off by default)
 };
 
 // A Wan2.1 folder or .safetensors file (pipeline/wan.h), an HDF5 weight file (read through

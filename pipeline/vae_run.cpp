@@ -37,6 +37,7 @@ VaeRunResult run_vae(const VaeRunOptions& opt) {
   if (dtype == DType::BF16 && !gemm::bf16_gemm_available())
     throw std::invalid_argument("--dtype bf16 needs a CPU with AVX-512 BF16, which this one lacks: use --dtype float32");
   const std::unique_ptr<vae::WanVae> v = io::load_wan_vae(io::locate_wan_vae(opt.model), dtype, !opt.encode.empty());
+  v->tiling = opt.tiling;
   VaeRunResult r;
   r.dtype = dtype == DType::BF16 ? "bf16" : "float32";
   r.weights_mb = double(v->weight_bytes()) / (1 << 20);

@@ -8,6 +8,7 @@
 #include "core/dtype.h"
 #include "core/frames.h"
 #include "core/shape.h"
+#include "vae/tiling.h"
 
 namespace ditgen::pipeline {
 
@@ -17,6 +18,7 @@ struct VaeRunOptions {
   std::string encode;   // video, PNG or PNG folder to encode
   bool roundtrip = false;
   std::optional<DType> dtype;  // unset: bf16 where the CPU has the bf16 GEMM
+  vae::VaeTiling tiling;       // decode in tiles (off by default)
 };
 
 struct VaeRunResult {

@@ -71,7 +71,9 @@ Model load_wan_model(const std::string& spec, const LoadOptions& options) {
   std::error_code ec;
   if (std::filesystem::is_directory(spec, ec)) {
     try {
-      model.decoder = io::load_wan_vae(io::locate_wan_vae(spec), settings.dtype, false);
+      std::unique_ptr<vae::WanVae> v = io::load_wan_vae(io::locate_wan_vae(spec), settings.dtype, false);
+      v->tiling = options.vae_tiling;
+      model.decoder = std::move(v);
     } catch (const io::MissingFile& e) {
       model.no_decoder_reason = e.what();
     }

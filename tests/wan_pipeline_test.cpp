@@ -18,41 +18,15 @@
 #include "pipeline/generate.h"
 #include "pipeline/wan.h"
 #include "tests/test_util.h"
+#include "tests/wan_folder.h"
 #include "tests/wan_golden.h"
 
 namespace ditgen {
 namespace {
 
 namespace fs = std::filesystem;
+using test::WanFolder;
 const std::string kDir = std::string(DITGEN_SOURCE_DIR) + "/tests/data/wan/";
-
-// A model folder (config.json + diffusion_pytorch_model.safetensors) of the tiny goldens, with
-// context.safetensors and noise.safetensors of the golden sampling run beside it.
-struct WanFolder {
-  test::TempDir dir;
-  std::string model, context, noise;
-  io::SafetensorsFile sample = io::SafetensorsFile::open(kDir + "tiny_dit_sample.safetensors");
-
-  WanFolder() {
-    model = (dir.path / "wan").string();
-    fs::create_directory(model);
-    fs::copy_file(kDir + "tiny_dit.safetensors", model + "/diffusion_pytorch_model.safetensors");
-    std::ifstream in(kDir + "tiny_dit_config.json");
-    std::ofstream(model + "/config.json") << nlohmann::json::parse(in).at("wan_model").dump(1);
-    context = (dir.path / "context.safetensors").string();
-    noise = (dir.path / "noise.safetensors").string();
-    const std::vector<float> pos = sample.to_float("context"), neg = sample.to_float("negative_context"),
-                             nz = sample.to_float("noise");
-    io::write_safetensors(context, {{"prompt", DType::F32, sample.tensor("context").shape, pos.data(), nullptr},
-                                    {"negative_prompt", DType::F32, sample.tensor("negative_context").shape, neg.data(), nullptr}});
-    io::write_safetensors(noise, {{"noise", DType::F32, sample.tensor("noise").shape, nz.data(), nullptr}});
-  }
-  // The golden run's latent shape and its video size (1 + 4(T - 1) frames, 8x the sides).
-  LatentShape latent() const {
-    const auto& s = sample.tensor("noise").shape;
-    return {int(s[1]), int(s[2]), int(s[3])};
-  }
-};
 
 // PSNR of `got` (T, H, W, C) against the official latents [C, T, H, W] (peak: their range).
 double psnr_to_official(const WanFolder& f, const std::vector<float>& got_thwc) {
@@ -299,7 +273,7 @@ TEST(WanPipeline, BadInputIsRefusedAndWritesNothing) {
     EXPECT_FALSE(fs::exists(lat)) << args;
   };
   const std::string ctx = " --context " + f.context, out = " --latents-out " + lat;
-  refused(out, 2, "is conditioned on text-encoder states: give them with --context FILE.safetensors");
+  refused(out, 2, "is conditioned on text: give --prompt TEXT or the encoder states with --context FILE.safetensors");
   refused(ctx + " --labels 3,7" + out, 2, "--labels applies to label models");
   refused(ctx, 2, "nothing to write: give --out (frames) or --latents-out");
   refused(ctx + " --out " + (f.dir.path / "v.mp4").string(), 2, "has no Wan2.1 VAE: expected Wan2.1_VAE.safetensors");

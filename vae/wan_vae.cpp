@@ -106,6 +106,22 @@ const std::vector<float>& wan21_latents_std() {
   return v;
 }
 
+namespace {
+// Wan's video writer: clamp to [-1, 1], then trunc((x + 1) / 2 · 255).
+uint8_t to_8bit(float v) { return uint8_t((std::clamp(v, -1.0f, 1.0f) + 1.0f) / 2.0f * 255.0f); }
+
+void check_frame(const Fmap& x, int h, int w) {
+  if (x.h != h || x.w != w || x.c != 3)
+    throw std::logic_error("VAE decoder produced a frame of " + std::to_string(x.h) + " x " + std::to_string(x.w) +
+                           " x " + std::to_string(x.c) + ", expected " + std::to_string(h) + " x " + std::to_string(w) + " x 3");
+}
+
+void check_count(int produced, int expected) {
+  if (produced != expected)
+    throw std::logic_error("VAE decoder produced " + std::to_string(produced) + " frames, expected " + std::to_string(expected));
+}
+}  // namespace
+
 void WanVae::decode_stream(const float* latent, const LatentShape& shape, const LayerStream::Sink& sink) const {
   decoder.reset();
   const int64_t cells = int64_t(shape.height) * shape.width;
@@ -128,23 +144,61 @@ Frames WanVae::decode(const float* latent, const LatentShape& shape, int channel
   if (channels != z_dim)
     throw std::invalid_argument("latents have " + std::to_string(channels) + " channels, the VAE expects " +
                                 std::to_string(z_dim));
+  if (tiling.on() && (shape.height > tiling.size || shape.width > tiling.size)) return decode_tiles(latent, shape);
   Frames f;
   f.frames = 1 + 4 * (shape.frames - 1);
   f.height = shape.height * 8, f.width = shape.width * 8, f.channels = 3;
   f.data.reserve(size_t(f.frames) * f.height * f.width * 3);
   int produced = 0;
   decode_stream(latent, shape, [&](Fmap&& x) {
-    if (x.h != f.height || x.w != f.width || x.c != 3)
-      throw std::logic_error("VAE decoder produced a frame of " + std::to_string(x.h) + " x " + std::to_string(x.w));
-    for (float v : x.data) {
-      const float c = std::clamp(v, -1.0f, 1.0f);
-      f.data.push_back(uint8_t((c + 1.0f) / 2.0f * 255.0f));
-    }
+    check_frame(x, f.height, f.width);
+    for (float v : x.data) f.data.push_back(to_8bit(v));
     ++produced;
   });
-  if (produced != f.frames)
-    throw std::logic_error("VAE decoder produced " + std::to_string(produced) + " frames, expected " +
-                           std::to_string(f.frames));
+  check_count(produced, f.frames);
+  return f;
+}
+
+Frames WanVae::decode_tiles(const float* latent, const LatentShape& shape) const {
+  tiling.validate();
+  Frames f;
+  f.frames = 1 + 4 * (shape.frames - 1);
+  f.height = shape.height * 8, f.width = shape.width * 8, f.channels = 3;
+  const int64_t px = int64_t(f.height) * f.width;
+  std::vector<float> sum(size_t(f.frames * px * 3), 0.0f), weight(size_t(px), 0.0f);  // (T, H, W, 3), (H, W)
+  const std::vector<TileSpan> rows = tile_spans(shape.height, tiling), cols = tile_spans(shape.width, tiling);
+  std::vector<float> tile;
+  for (const TileSpan& ry : rows)
+    for (const TileSpan& rx : cols) {
+      // The tile's latent, (T, ry.length, rx.length, Z).
+      tile.resize(size_t(shape.frames) * ry.length * rx.length * z_dim);
+      for (int t = 0; t < shape.frames; ++t)
+        for (int y = 0; y < ry.length; ++y)
+          std::copy_n(latent + ((int64_t(t) * shape.height + ry.start + y) * shape.width + rx.start) * z_dim,
+                      size_t(rx.length) * z_dim, tile.data() + (int64_t(t) * ry.length + y) * rx.length * z_dim);
+      std::vector<float> wy(size_t(ry.length) * 8), wx(size_t(rx.length) * 8);
+      for (int y = 0; y < ry.length * 8; ++y) wy[size_t(y)] = tile_weight(ry, y, 8);
+      for (int x = 0; x < rx.length * 8; ++x) wx[size_t(x)] = tile_weight(rx, x, 8);
+      for (int y = 0; y < ry.length * 8; ++y)
+        for (int x = 0; x < rx.length * 8; ++x)
+          weight[size_t((ry.start * 8 + y) * f.width + rx.start * 8 + x)] += wy[size_t(y)] * wx[size_t(x)];
+      int t = 0;
+      decode_stream(tile.data(), {shape.frames, ry.length, rx.length}, [&](Fmap&& x) {
+        check_frame(x, ry.length * 8, rx.length * 8);
+        if (t >= f.frames) check_count(t + 1, f.frames);
+#pragma omp parallel for
+        for (int y = 0; y < x.h; ++y) {
+          float* dst = sum.data() + ((int64_t(t) * f.height + ry.start * 8 + y) * f.width + rx.start * 8) * 3;
+          const float* src = x.data.data() + int64_t(y) * x.w * 3;
+          for (int i = 0; i < x.w; ++i)
+            for (int c = 0; c < 3; ++c) dst[i * 3 + c] += wy[size_t(y)] * wx[size_t(i)] * src[i * 3 + c];
+        }
+        ++t;
+      });
+      check_count(t, f.frames);
+    }
+  f.data.resize(sum.size());
+  for (int64_t i = 0; i < int64_t(sum.size()); ++i) f.data[size_t(i)] = to_8bit(sum[size_t(i)] / weight[size_t((i / 3) % px)]);
   return f;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "vae/decoder.h"
+#include "vae/tiling.h"
 #include "vae/wan_layers.h"
 
 namespace ditgen::vae {
@@ -52,11 +53,13 @@ class WanVae : public Decoder {
   // The layers hold the causal caches of the call running (reset when one starts): one decode or
   // encode at a time per object.
   mutable LayerStream decoder, encoder;  // encoder: empty when the file has none
+  VaeTiling tiling;                      // decode() in tiles where the latent is larger than one
 
   std::string name() const override { return "wan2.1-vae"; }
   // latent: (T, H, W, Z) normalised latents (the DiT's output) of `shape`; 1 + 4 (T - 1) frames of
   // 8 H x 8 W RGB, each value clamp(x, -1, 1) mapped to trunc((x + 1) / 2 · 255) as Wan's video
-  // writer does. Throws std::invalid_argument for a channel count other than z_dim.
+  // writer does; with `tiling` on, tile by tile (vae/tiling.h). Throws std::invalid_argument for a
+  // channel count other than z_dim.
   Frames decode(const float* latent, const LatentShape& shape, int channels) const override;
   // The same frames in float32, [-1, 1] unclamped, as (8H, 8W, 3), handed to `sink` in order.
   void decode_stream(const float* latent, const LatentShape& shape, const LayerStream::Sink& sink) const;
@@ -66,6 +69,10 @@ class WanVae : public Decoder {
   bool has_encoder() const { return !encoder.layers.empty(); }
   int64_t weight_bytes() const;
   void pack_bf16();
+
+ private:
+  // The tiled decode: each tile's float frames summed with their blend weights, then normalised.
+  Frames decode_tiles(const float* latent, const LatentShape& shape) const;
 };
 
 }  // namespace ditgen::vae
