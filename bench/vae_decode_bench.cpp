@@ -4,7 +4,7 @@
 // does not depend on the values.
 //
 //   vae_decode_bench VAE.safetensors [--frames 81] [--height 480] [--width 832]
-//                    [--dtype bf16|float32] [--ceiling-repeats 5]
+//                    [--dtype bf16|float32] [--ceiling-repeats 5] [--conv onednn|im2col]
 //
 // VAE.safetensors: the release's Wan2.1_VAE (converted) or a random one of its widths
 // (tools/wan/make_vae_goldens.py --preset full --weights-only). Frames are converted to 8 bits
@@ -59,11 +59,11 @@ double ceiling(bool bf16, int repeats) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: vae_decode_bench VAE.safetensors [--frames N] [--height H] [--width W] "
-                         "[--dtype bf16|float32] [--ceiling-repeats N]\n");
+                         "[--dtype bf16|float32] [--ceiling-repeats N] [--conv onednn|im2col]\n");
     return 2;
   }
   int frames = 81, height = 480, width = 832, repeats = 5;
-  std::string dtype = "bf16";
+  std::string dtype = "bf16", conv = vae::conv_backend() == vae::ConvBackend::onednn ? "onednn" : "im2col";
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     if (k == "--frames") frames = std::stoi(argv[i + 1]);
@@ -71,18 +71,20 @@ int main(int argc, char** argv) {
     else if (k == "--width") width = std::stoi(argv[i + 1]);
     else if (k == "--dtype") dtype = argv[i + 1];
     else if (k == "--ceiling-repeats") repeats = std::stoi(argv[i + 1]);
+    else if (k == "--conv") conv = argv[i + 1];
     else {
       std::fprintf(stderr, "vae_decode_bench: unknown option '%s'\n", argv[i]);
       return 2;
     }
   }
   if ((frames - 1) % 4 != 0 || frames < 1 || height % 8 || width % 8 || height < 8 || width < 8 || repeats < 1 ||
-      (dtype != "bf16" && dtype != "float32")) {
+      (dtype != "bf16" && dtype != "float32") || (conv != "onednn" && conv != "im2col")) {
     std::fprintf(stderr, "vae_decode_bench: frames must be 1 + 4k, sides positive multiples of 8, dtype bf16 or "
-                         "float32, repeats >= 1\n");
+                         "float32, repeats >= 1, conv onednn or im2col\n");
     return 2;
   }
   try {
+    vae::set_conv_backend(conv == "onednn" ? vae::ConvBackend::onednn : vae::ConvBackend::im2col);
     const bool bf16 = dtype == "bf16";
     const double before = ceiling(bf16, repeats);
     auto t = Clock::now();
@@ -110,8 +112,8 @@ int main(int argc, char** argv) {
     getrusage(RUSAGE_SELF, &u);
     const double conv_gflop = (c1.flops - c0.flops) * 1e-9, conv_s = c1.seconds - c0.seconds;
     const double ceil = std::max(before, after);
-    std::printf("decode %d frames %dx%d (%s): %.1f s (%.2f s/frame), load %.1f s, peak RSS %.0f MiB\n", done, width,
-                height, dtype.c_str(), decode_s, decode_s / done, load_s, double(u.ru_maxrss) / 1024.0);
+    std::printf("decode %d frames %dx%d (%s, %s convolutions): %.1f s (%.2f s/frame), load %.1f s, peak RSS %.0f MiB\n",
+                done, width, height, dtype.c_str(), conv.c_str(), decode_s, decode_s / done, load_s, double(u.ru_maxrss) / 1024.0);
     std::printf("convolutions: %.0f GFLOP in %.1f s (%.0f%% of the decode): %.0f GFLOP/s; GEMM ceiling %.0f / %.0f "
                 "GFLOP/s (before / after): %.2f of the higher\n",
                 conv_gflop, conv_s, 100.0 * conv_s / decode_s, conv_gflop / conv_s, before, after,

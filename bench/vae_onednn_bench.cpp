@@ -320,6 +320,8 @@ int usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // "project" is the im2col + GEMM path: the library's default is oneDNN where it is built in.
+  vae::set_conv_backend(vae::ConvBackend::im2col);
   int repeats = 7, threads = 0;
   std::string dtype = "both";
   std::vector<int> only;

@@ -1,11 +1,12 @@
-// The VAE's im2col + GEMM convolution (vae/conv.h) against its direct twin: fresh random inputs,
+// The VAE's convolutions (vae/conv.h), both backends (im2col + GEMM; oneDNN where built in)
+// against the direct twin: fresh random inputs,
 // every geometry the Wan VAE uses (3³ causal, (3,1,1) temporal, 1³ pointwise, nearest x2 then
 // 3 x 3, stride-2 with right/bottom pad), odd and one-pixel sizes, missing (zero) frames, float32
 // through each GEMM backend here and packed bf16. Tolerances: 1e-5 relative to the largest
 // output for float32 (float sums against double); 1e-4 for bf16, whose inputs both sides round
-// identically, so only the summation order differs. The bf16 overload (frames stored as bf16)
-// must equal the float one bit for bit on wide outputs, and its direct narrow kernel the twin
-// within 1e-4.
+// identically, so only the summation order differs. With im2col the bf16 overload (frames stored
+// as bf16) must equal the float one bit for bit on wide outputs, and its direct narrow kernel the
+// twin within 1e-4; oneDNN's bf16 overload the twin within 1e-4.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include "dit/gemm.h"
 #include "dit/gemm_bf16.h"
 #include "vae/conv.h"
+#include "vae/conv_dnnl.h"
 
 namespace ditgen::vae {
 namespace {
@@ -76,10 +78,24 @@ void check(const Case& c, bool bf16, unsigned seed) {
   }
   std::vector<float> from_bits(fast.size(), NAN);
   conv_frame(w, in_bits.data(), g, from_bits.data());
-  if (c.cout > kNarrowOutputs)
+  if (c.cout > kNarrowOutputs && conv_backend() == ConvBackend::im2col)
     EXPECT_EQ(from_bits, fast) << "cin " << c.cin << " cout " << c.cout << ": bf16 frames";
   else
-    EXPECT_LT(max_rel(from_bits, ref), 1e-4) << "cin " << c.cin << " cout " << c.cout << ": narrow kernel";
+    EXPECT_LT(max_rel(from_bits, ref), 1e-4) << "cin " << c.cin << " cout " << c.cout << ": bf16 frames";
+}
+
+// Runs `body` under each backend this build has, restoring the default after.
+template <class F>
+void each_conv_backend(F body) {
+  const ConvBackend before = conv_backend();
+  std::vector<ConvBackend> backends = {ConvBackend::im2col};
+  if (dnnl_available()) backends.push_back(ConvBackend::onednn);
+  for (ConvBackend b : backends) {
+    set_conv_backend(b);
+    SCOPED_TRACE(b == ConvBackend::onednn ? "onednn" : "im2col");
+    body();
+  }
+  set_conv_backend(before);
 }
 
 const std::vector<Case> kCases = {
@@ -104,7 +120,9 @@ TEST(VaeConv, MatchesReferenceFloat32EveryBackend) {
   unsigned seed = std::random_device{}();
   for (gemm::Backend b : backends) {
     gemm::set_backend(b);
-    for (const Case& c : kCases) check(c, false, seed++);
+    each_conv_backend([&] {
+      for (const Case& c : kCases) check(c, false, seed++);
+    });
   }
   gemm::set_backend(before);
 }
@@ -112,7 +130,37 @@ TEST(VaeConv, MatchesReferenceFloat32EveryBackend) {
 TEST(VaeConv, MatchesReferenceBf16) {
   if (!gemm::bf16_gemm_available()) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
   unsigned seed = std::random_device{}();
-  for (const Case& c : kCases) check(c, true, seed++);
+  each_conv_backend([&] {
+    for (const Case& c : kCases) check(c, true, seed++);
+  });
+}
+
+TEST(VaeConv, BackendsAgreeOnRepeatedCallsAndGeometries) {
+  // oneDNN keeps a plan per geometry with the weights: the same weights at two sizes, called
+  // alternately, must give what the other backend gives each time.
+  if (!dnnl_available()) GTEST_SKIP() << "built without oneDNN";
+  std::mt19937 rng(std::random_device{}());
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  const Case c{16, 24, 3, 3, 6, 9, 1, false, false};
+  ConvWeights w = random_weights(c, rng);
+  for (int round = 0; round < 2; ++round)
+    for (const auto& [h, wd] : {std::pair{6, 9}, std::pair{11, 4}}) {
+      std::vector<std::vector<float>> frames(3, std::vector<float>(size_t(h) * wd * c.cin));
+      std::vector<const float*> in;
+      for (auto& f : frames) {
+        for (float& v : f) v = n(rng);
+        in.push_back(f.data());
+      }
+      in[0] = round ? nullptr : in[0];
+      const ConvGeometry g = ConvGeometry::same(h, wd, 3);
+      std::vector<float> a(size_t(h) * wd * c.cout), b(a.size());
+      set_conv_backend(ConvBackend::onednn);
+      conv_frame(w, in.data(), g, a.data());
+      set_conv_backend(ConvBackend::im2col);
+      conv_frame(w, in.data(), g, b.data());
+      EXPECT_LT(max_rel(a, b), 1e-5) << h << "x" << wd << " round " << round;
+    }
+  set_conv_backend(ConvBackend::onednn);
 }
 
 TEST(VaeConv, GeometryOfWanResampling) {

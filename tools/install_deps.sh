@@ -9,5 +9,5 @@ apt-get install -y -qq --no-install-recommends \
   libopencv-dev libpng-dev ffmpeg \
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev \
   clang libclang-rt-14-dev libomp-14-dev \
-  sentencepiece python3-sentencepiece python3-regex \
+  sentencepiece python3-sentencepiece python3-regex libdnnl-dev \
   python3-numpy python3-h5py python3-matplotlib python3-opencv >/dev/null

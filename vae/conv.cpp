@@ -5,8 +5,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <stdexcept>
 
 #include "dit/gemm.h"
+#include "vae/conv_dnnl.h"
 
 namespace ditgen::vae {
 
@@ -24,6 +26,7 @@ ConvWeights ConvWeights::from_torch(const float* w, const float* bias, int cout,
 
 void ConvWeights::pack_bf16() {
   packed = gemm::PackedBF16::pack(w.data(), k(), cout);
+  dnnl.reset();
   std::vector<float>().swap(w);
 }
 
@@ -107,9 +110,21 @@ void detail::count_conv(double flops, double start) {
 
 ConvStats conv_stats() { return {double(g_flops.load()), double(g_nanoseconds.load()) * 1e-9}; }
 
+namespace {
+std::atomic<ConvBackend> g_backend{dnnl_available() ? ConvBackend::onednn : ConvBackend::im2col};
+}  // namespace
+
+ConvBackend conv_backend() { return g_backend; }
+
+void set_conv_backend(ConvBackend b) {
+  if (b == ConvBackend::onednn && !dnnl_available())
+    throw std::invalid_argument("the oneDNN convolutions are not in this build (built without oneDNN)");
+  g_backend = b;
+}
+
 void conv_frame(const ConvWeights& w, const float* const* in, const ConvGeometry& g, float* out) {
   const double start = detail::now_seconds();
-  conv_frame_tiles(w, in, g, out);
+  if (!(g_backend == ConvBackend::onednn && dnnl_conv_frame(w, in, g, out))) conv_frame_tiles(w, in, g, out);
   detail::count_conv(2.0 * double(g.out_h) * g.out_w * double(w.k()) * w.cout, start);
 }
 

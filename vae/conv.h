@@ -5,11 +5,16 @@
 // through the gather (the upsampled frame is never built), and a stride-2 convolution with its
 // pad on the right and bottom (Wan's downsampling) is one more geometry of the same gather.
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "dit/gemm_bf16.h"
 
 namespace ditgen::vae {
+
+namespace detail {
+struct DnnlPlans;  // vae/conv_dnnl.cpp
+}
 
 // Weights of one convolution, reordered for the GEMM: row o of `w` is output channel o's taps in
 // (dt, dy, dx, ci) order, so a gathered row is kt x kh x kw runs of Cin contiguous inputs.
@@ -18,6 +23,8 @@ struct ConvWeights {
   std::vector<float> w;        // (Cout, kt, kh, kw, Cin); empty once packed
   gemm::PackedBF16 packed;     // the same as bf16, when the model runs in bf16
   std::vector<float> bias;     // (Cout)
+  // oneDNN's primitives and weights for each geometry met, made on first use (vae/conv_dnnl.h).
+  mutable std::shared_ptr<detail::DnnlPlans> dnnl;
   int64_t k() const { return int64_t(kt) * kh * kw * cin; }
   bool is_bf16() const { return !packed.empty(); }
   // Rounds `w` to bf16 and packs it for the bf16 GEMM (then `w` is released).
@@ -41,14 +48,22 @@ struct ConvGeometry {
   static ConvGeometry down2(int in_h, int in_w, int k);
 };
 
+// Which implementation conv_frame runs: oneDNN's convolutions (the default where the build has
+// oneDNN: vae/conv_dnnl.h) or the im2col tiles + GEMM below (the default otherwise). Process-wide.
+enum class ConvBackend { im2col, onednn };
+ConvBackend conv_backend();
+// Throws std::invalid_argument for onednn in a build without it.
+void set_conv_backend(ConvBackend b);
+
 // out (out_h, out_w, Cout) = bias + Σ_taps W · in. `in` holds kt frame pointers, oldest first;
 // nullptr stands for a frame of zeros. Float weights go through the process's GEMM backend
-// (gemm::active_backend), packed ones through the bf16 kernel. OpenMP inside.
+// (gemm::active_backend), packed ones through the bf16 kernel (the im2col backend; oneDNN
+// takes float weights with float frames, packed ones with bf16 frames). OpenMP inside.
 void conv_frame(const ConvWeights& w, const float* const* in, const ConvGeometry& g, float* out);
 
 // The same with the input frames as bf16 bit patterns (what the bf16 GEMM rounds its inputs to:
 // stored so, a frame takes half the memory and the gather half the bytes) and packed weights.
-// Bit-identical to the float overload on the frames these round from, except where Cout is
+// With im2col, bit-identical to the float overload on the frames these round from, except where Cout is
 // at most kNarrowOutputs: those convolutions (the RGB head) run a direct kernel, as a GEMM of 3
 // outputs would fill few lanes, and sum in another order.
 constexpr int kNarrowOutputs = 8;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "vae/conv.h"
+#include "vae/conv_dnnl.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512BF16__)
 #include <immintrin.h>
@@ -88,7 +89,7 @@ void conv_frame_tiles(const ConvWeights& w, const uint16_t* const* in, const Con
 
 void conv_frame(const ConvWeights& w, const uint16_t* const* in, const ConvGeometry& g, float* out) {
   const double start = detail::now_seconds();
-  conv_frame_tiles(w, in, g, out);
+  if (!(conv_backend() == ConvBackend::onednn && dnnl_conv_frame(w, in, g, out))) conv_frame_tiles(w, in, g, out);
   detail::count_conv(2.0 * double(g.out_h) * g.out_w * double(w.k()) * w.cout, start);
 }
 
