@@ -169,6 +169,14 @@ std::optional<DType> parse_dtype_flag(const std::string& text) {
   return std::nullopt;
 }
 
+sampler::CacheSpec parse_cache_flag(const std::string& text) {
+  try {
+    return sampler::CacheSpec::parse(text);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--cache: ") + e.what());
+  }
+}
+
 std::string prompt_cache_dir(const std::string& flag) {
   if (flag == "off") return "";
   return flag.empty() ? pipeline::default_prompt_cache_dir() : flag;

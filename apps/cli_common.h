@@ -14,6 +14,7 @@
 #include "pipeline/memory.h"
 #include "pipeline/options.h"
 #include "pipeline/prompt.h"
+#include "sampler/step_cache.h"
 #include "io/atomic_file.h"
 
 namespace ditgen::app {
@@ -34,6 +35,9 @@ void set_threads(int threads);
 
 // --dtype: "auto" (unset), "bf16", "float32"; throws UsageError naming anything else.
 std::optional<DType> parse_dtype_flag(const std::string& text);
+
+// --cache: a step-cache spec (sampler/step_cache.h); throws UsageError naming the text.
+sampler::CacheSpec parse_cache_flag(const std::string& text);
 
 // --prompt-cache: "" (not given) for the default folder, "off" for none, else the folder.
 std::string prompt_cache_dir(const std::string& flag);

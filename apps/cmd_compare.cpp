@@ -24,6 +24,7 @@ namespace {
 struct CompareArgs {
   GenerationFlags gen;
   std::vector<std::string> attn;
+  std::vector<std::string> cache;  // empty: off only
   std::string baseline = "dense";
   std::string out_dir, json;
   std::string classifier = "models/digits-classifier.yml.gz";
@@ -33,7 +34,7 @@ struct CompareArgs {
 };
 
 struct Measured {
-  std::string attn;
+  std::string attn, cache = "off";
   pipeline::GenerateResult result;
   std::vector<double> recall;
   double recall_mean = 1;
@@ -42,8 +43,7 @@ struct Measured {
 };
 
 Measured run_one(pipeline::Model& model, const std::string& spec, const attn::KernelOptions& kopt,
-                 const pipeline::GenerateOptions& opt,
-                 int recall_rows) {
+                 const pipeline::GenerateOptions& opt, int recall_rows) {
   std::unique_ptr<attn::AttentionBackend> backend;
   try {
     backend = attn::make_backend(spec, kopt);
@@ -54,6 +54,7 @@ Measured run_one(pipeline::Model& model, const std::string& spec, const attn::Ke
   Measured m;
   m.result = generate(model, probe, opt);
   m.attn = m.result.attn_spec;
+  m.cache = m.result.cache_spec;
   m.recall = probe.layer_recall();
   m.recall_mean = probe.mean_recall();
   m.seconds = m.result.seconds - probe.probe_seconds();
@@ -101,6 +102,9 @@ void run_compare(const CompareArgs& a) {
   }
   if (a.recall_rows < 0 || a.recall_rows > 4096)
     throw UsageError("--recall-rows " + std::to_string(a.recall_rows) + " is out of range: expected 0 to 4096");
+  std::vector<sampler::CacheSpec> caches;
+  for (const auto& c : a.cache) caches.push_back(parse_cache_flag(c));
+  if (caches.empty()) caches.emplace_back();
   const attn::KernelOptions kopt = a.gen.kernel_options();
   try {
     for (const auto& s : a.attn) attn::make_backend(s, kopt);  // reject bad specs before any long run
@@ -145,18 +149,27 @@ void run_compare(const CompareArgs& a) {
   std::printf("%-48s %8s %8s %8s %7.3f %8.2f %8.2f %8.2f %8.2f %7.3f\n", base.attn.c_str(), "inf", "inf", "1.0000",
               base.result.profile.mean_density(), base.seconds, base.attention_seconds, 1.0, 1.0, 1.0);
   int index = 0;
-  for (const auto& spec : a.attn) {
-    std::cerr << "run: " << spec << "\n";
-    Measured m = run_one(model, spec, kopt, opt, a.recall_rows);
+  std::vector<std::pair<std::string, sampler::CacheSpec>> runs;
+  for (const auto& spec : a.attn)
+    for (const auto& cache : caches) runs.emplace_back(spec, cache);
+  for (const auto& [spec, cache] : runs) {
+    std::cerr << "run: " << spec << (cache.enabled() ? " with --cache " + cache.str() : "") << "\n";
+    pipeline::GenerateOptions run_opt = opt;
+    run_opt.cache = cache;
+    Measured m = run_one(model, spec, kopt, run_opt, a.recall_rows);
+    const std::string label = m.attn + (cache.enabled() ? " +" + m.cache : "");
     score(m);
     const eval::VideoQuality q = eval::compare_videos(base.result.video.data(), m.result.video.data(), opt.shape.frames,
                                                       opt.shape.height, opt.shape.width, model.config().in_channels);
     const double e2e = base.seconds / m.seconds, att = base.attention_seconds / m.attention_seconds;
-    std::printf("%-48s %8.2f %8.2f %8.4f %7.3f %8.2f %8.2f %8.2f %8.2f %7.3f\n", m.attn.c_str(), q.psnr_db,
+    std::printf("%-48s %8.2f %8.2f %8.4f %7.3f %8.2f %8.2f %8.2f %8.2f %7.3f\n", label.c_str(), q.psnr_db,
                 q.psnr_float_db, q.ssim, m.result.profile.mean_density(), m.seconds, m.attention_seconds, e2e, att,
                 m.recall_mean);
     std::fflush(stdout);
     nlohmann::json r = {{"attn", m.attn},
+                        {"cache", m.cache},
+                        {"skipped_steps", m.result.skipped_steps},
+                        {"model_steps", m.result.model_steps},
                         {"psnr_db", number(q.psnr_db)},
                         {"psnr_float_db", number(q.psnr_float_db)},
                         {"ssim", q.ssim},
@@ -184,6 +197,9 @@ const Registrar reg("compare", "Compare sparse attention configurations against 
   auto a = std::make_shared<CompareArgs>();
   a->gen.add(sub);
   sub.add_option("--attn", a->attn, "Attention spec to compare (repeatable)")->required();
+  sub.add_option("--cache", a->cache,
+                 "Step-cache spec (repeatable): every --attn runs under each; the baseline never caches "
+                 "(default: off)");
   sub.add_option("--baseline", a->baseline, "Baseline attention spec");
   sub.add_option("--out-dir", a->out_dir, "Write a side-by-side video (dense | sparse | 4x difference) per run here");
   sub.add_option("--json", a->json, "Write the results as JSON (schema in docs/compare.md)");

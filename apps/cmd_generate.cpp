@@ -15,6 +15,7 @@ namespace {
 struct GenerateArgs {
   GenerationFlags gen;
   std::string attn = kDefaultGenerateAttn;
+  std::string cache = "off";
   std::string out, frames_dir, sheet, json, latents_out;
   double fps = 8;
   bool overwrite = false;
@@ -44,8 +45,10 @@ void run_generate(const GenerateArgs& a) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
+  const sampler::CacheSpec cache = parse_cache_flag(a.cache);
   pipeline::Model model = a.gen.load_model();
   pipeline::GenerateOptions opt = a.gen.options(model);
+  opt.cache = cache;
   if (!model.decoder && (!a.out.empty() || !a.frames_dir.empty() || !a.sheet.empty()))
     throw UsageError("'" + a.gen.model + "' has no decoder (" + model.no_decoder_reason +
                      "): frames cannot be written; write the latents with --latents-out");
@@ -104,19 +107,28 @@ void run_generate(const GenerateArgs& a) {
     j["model"] = a.gen.model;
     j["threads"] = a.gen.threads;
     j["attn_report"] = nlohmann::json::parse(r.attn_report);
+    j["cache"] = r.cache_spec;
+    j["skipped_steps"] = r.skipped_steps;
+    j["model_steps"] = r.model_steps;
     write_json(a.json, j, a.overwrite, &batch);
   }
   batch.commit();
   std::cerr << "wrote " << (a.out.empty() ? a.latents_out : a.out) << " (" << model.geometry.video_frames(opt.shape.frames)
             << " frames, " << opt.shape.width * model.geometry.space << "x" << opt.shape.height * model.geometry.space
             << ") in " << r.seconds << " s; attention " << r.profile.attention_seconds << " s, density "
-            << r.profile.mean_density() << "\n";
+            << r.profile.mean_density();
+  if (!r.skipped_steps.empty()) std::cerr << "; " << r.skipped_steps.size() << " of " << opt.steps << " steps reused the cache";
+  std::cerr << "\n";
 }
 
 const Registrar reg("generate", "Generate a video (or an image with --frames 1) from a weight file", [](CLI::App& sub) {
   auto a = std::make_shared<GenerateArgs>();
   a->gen.add(sub);
   sub.add_option("--attn", a->attn, "Attention method spec NAME[:key=value,...] (see docs/attention.md); 'dense' for exact attention")
+      ->capture_default_str();
+  sub.add_option("--cache", a->cache,
+                 "Step caching: 'off', or easy[:thresh=X,warmup=N|F,max_skip=N] to reuse the model's last "
+                 "transformation on steps predicted to change little (docs/caching.md)")
       ->capture_default_str();
   sub.add_option("--out", a->out, "Output: .mp4 (H.264), .mkv (lossless FFV1) or .png");
   sub.add_option("--latents-out", a->latents_out,

@@ -56,6 +56,9 @@ class AttentionBackend {
   // Bytes the backend keeps between calls for a run of this shape (B*NH heads of N tokens,
   // Dh channels, L layers), for the engine's memory estimate before it allocates.
   virtual int64_t state_bytes(int64_t tokens, int batch, int heads, int head_dim, int num_layers) const { return 0; }
+  // Whether a step cache (--cache) must run the model at this step because the backend measures
+  // something there (refresh=K's anchor steps). False by default.
+  virtual bool pinned_step(int step, int num_steps) const { return false; }
 };
 
 // Dense: the block-sparse kernel with every block listed.

@@ -1,9 +1,9 @@
 #include "attention/spec.h"
 
-#include <sstream>
 #include <stdexcept>
 
 #include "attention/methods/methods.h"
+#include "core/key_values.h"
 #include "attention/sparse/sparse_backend.h"
 
 namespace ditgen::attn {
@@ -14,16 +14,7 @@ AttnSpec parse_spec(const std::string& text) {
   s.name = text.substr(0, colon);
   if (s.name.empty()) throw std::invalid_argument("attention spec '" + text + "' has no method name");
   if (colon == std::string::npos) return s;
-  std::stringstream rest(text.substr(colon + 1));
-  std::string item;
-  while (std::getline(rest, item, ',')) {
-    const size_t eq = item.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
-      throw std::invalid_argument("attention spec '" + text + "': '" + item + "' is not key=value");
-    const std::string key = item.substr(0, eq);
-    if (s.params.count(key)) throw std::invalid_argument("attention spec '" + text + "': key '" + key + "' given twice");
-    s.params[key] = item.substr(eq + 1);
-  }
+  s.params = parse_key_values(text, text.substr(colon + 1), "attention spec");
   return s;
 }
 

@@ -89,9 +89,16 @@ GenerateResult generate(Model& model, attn::AttentionBackend& backend, const Gen
   }
 
   std::vector<float> xin(size_t(batch * n)), vout(size_t(batch * n));
+  sampler::StepCache cache(opt.cache, n, batch);
+  res.cache_spec = opt.cache.str();
   const std::vector<double> sigmas = sampler::flow_sigmas(opt.steps, cfg.sample_shift);
   const auto t0 = Clock::now();
   auto velocity = [&](const float* x, double sigma, int step, float* v) {
+    if (!cache.compute(x, step, opt.steps, backend.pinned_step(step, opt.steps))) {
+      cache.reuse(x, sigma, vout.data());
+      guidance.combine_batched(vout.data(), v, n);
+      return;
+    }
     for (int b = 0; b < batch; ++b) std::copy_n(x, n, xin.data() + b * n);
     const double ts = sampler::sigma_to_timestep(sigma);
     const std::vector<double> t(size_t(batch), model.defaults.integer_timesteps ? std::trunc(ts) : ts);
@@ -104,6 +111,7 @@ GenerateResult generate(Model& model, attn::AttentionBackend& backend, const Gen
       throw std::runtime_error("numerical guard: non-finite value at step " + std::to_string(step) + ", block " +
                                std::to_string(e.layer()) + " (check the weights and the attention method)");
     }
+    cache.store(x, sigma, vout.data());
     guidance.combine_batched(vout.data(), v, n);
   };
   auto hook = [&](int step, int steps, const float* x) {
@@ -117,6 +125,8 @@ GenerateResult generate(Model& model, attn::AttentionBackend& backend, const Gen
   res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   res.seconds_per_step = res.seconds / opt.steps;
   res.attn_report = backend.report_json();
+  res.skipped_steps = cache.skipped_steps();
+  res.model_steps = cache.computed_steps();
 
   if (model.decoder) {
     const auto d0 = Clock::now();

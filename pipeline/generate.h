@@ -9,6 +9,7 @@
 #include "attention/backend.h"
 #include "core/frames.h"
 #include "pipeline/family.h"
+#include "sampler/step_cache.h"
 
 namespace ditgen::pipeline {
 
@@ -20,6 +21,7 @@ struct GenerateOptions {
   double cfg = 4.0;
   uint64_t seed = 0;
   std::string solver = "unipc";
+  sampler::CacheSpec cache;        // step caching (off by default); never skips the backend's pinned steps
   bool progress = false;           // progress bar on stderr
   int64_t memory_limit_bytes = 0;  // 0: the memory available now
 };
@@ -33,6 +35,9 @@ struct GenerateResult {
   int64_t tokens = 0;
   std::string attn_spec;
   std::string attn_report = "{}";
+  std::string cache_spec = "off";
+  std::vector<int> skipped_steps;  // steps whose model evaluation the step cache skipped
+  int model_steps = 0;             // steps that ran the model
 };
 
 // Throws std::invalid_argument for bad options (condition, shape, steps, cfg), std::runtime_error

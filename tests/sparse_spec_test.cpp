@@ -70,7 +70,7 @@ TEST(SparseSpec, SpecSpellsOutDefaultsAndRoundTrips) {
   EXPECT_EQ(make_backend("dense")->spec(), "dense:block=64,isa=auto");
   EXPECT_EQ(make_backend("radial")->spec(),
             "radial:decay=0.2,sink=1,shrink=1,block=128,layout=frame,tile=4x4x4,dense_steps=0.25,dense_layers=1,"
-            "auto_tol=0.05,auto_rows=64,refresh=0,isa=auto");
+            "auto_tol=0.05,auto_rows=64,refresh=0,fallback=dense,isa=auto");
   for (const MethodInfo& m : methods()) {
     const std::string full = make_backend(plain(m.name))->spec();
     EXPECT_EQ(full.rfind(m.name, 0), 0u) << full;
@@ -117,7 +117,7 @@ TEST(SparseSpec, IsaKeyPicksTheKernelPath) {
   in.heads = heads, in.tokens = n, in.head_dim = dh, in.layout = &layout;
   // Steps 0..3 of one backend: dense warm-up (step 0, also an anchor), sparse + residual,
   // anchor, sparse + residual; the radial map at 8 frames drops pairs.
-  for (const std::string& spec : {std::string("dense:"), std::string("radial3d:block=16,dense_steps=1,dense_layers=0,refresh=2,")}) {
+  for (const std::string& spec : {std::string("dense:"), std::string("radial3d:block=16,dense_steps=1,dense_layers=0,refresh=2,fallback=none,")}) {
     auto f32 = make_backend(spec + "isa=portable");
     auto bf16 = make_backend(spec + "isa=avx512bf16");
     for (int step = 0; step < 4; ++step) {

@@ -132,6 +132,7 @@ CommonOptions read_common(KeySet& keys, const CommonDefaults& d, Isa run_isa) {
     throw std::invalid_argument("attention method '" + keys.method() + "': refresh = " +
                                 std::to_string(c.schedule.refresh) +
                                 " needs a fixed dense_steps (a count or a fraction), not dense_steps=auto");
+  c.fallback_dense = keys.choice("fallback", "dense", {"dense", "none"}) == "dense";
   c.isa = read_isa(keys, run_isa);
   return c;
 }

@@ -51,9 +51,12 @@ struct CommonOptions {
   std::string layout = "frame";
   TileShape tile;
   DenseSchedule schedule;
+  // fallback=dense: a run whose plan computes as many blocks as dense (anchors twice) attends
+  // densely throughout; fallback=none runs the plan as written.
+  bool fallback_dense = true;
   Isa isa = Isa::Auto;  // kernel path of every pass of the method
 };
-// Reads block, layout, tile, dense_steps, dense_layers, auto_tol, auto_rows, refresh, isa;
+// Reads block, layout, tile, dense_steps, dense_layers, auto_tol, auto_rows, refresh, fallback, isa;
 // `run_isa` (the run's --isa) is the default of isa.
 CommonOptions read_common(KeySet& keys, const CommonDefaults& d, Isa run_isa);
 // The `isa` key: a kernel path (auto, portable, avx2, avx512, avx512bf16) this CPU can run;

@@ -20,6 +20,7 @@ class RecallProbe : public AttentionBackend {
   int64_t state_bytes(int64_t tokens, int batch, int heads, int head_dim, int num_layers) const override {
     return inner_.state_bytes(tokens, batch, heads, head_dim, num_layers);
   }
+  bool pinned_step(int step, int num_steps) const override { return inner_.pinned_step(step, num_steps); }
 
   // Mean recall per layer over all calls (1 where the layer was never probed).
   std::vector<double> layer_recall() const;

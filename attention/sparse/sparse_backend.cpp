@@ -52,7 +52,7 @@ AttendReport SparseBackend::attend(const AttentionInputs& in, float* out, const 
                                 " tokens, inputs have " + std::to_string(in.tokens));
   const DenseSchedule& s = common_.schedule;
   const int num_layers = std::max(ctx.num_layers, ctx.layer + 1);
-  bool dense = s.layer_dense(ctx.layer);
+  bool dense = s.layer_dense(ctx.layer) || plan_costs_dense(*in.layout, ctx.num_steps);
   bool estimate = false;
   if (s.kind == DenseSchedule::Kind::Auto) {
     auto_.begin_call(ctx.step, num_layers);
@@ -60,7 +60,7 @@ AttendReport SparseBackend::attend(const AttentionInputs& in, float* out, const 
   } else if (!dense) {
     dense = ctx.step < s.fixed_dense_steps(ctx.num_steps);
   }
-  const bool anchor = !s.layer_dense(ctx.layer) && s.anchor_step(ctx.step, ctx.num_steps);
+  const bool anchor = !(s.layer_dense(ctx.layer) || plan_.dense) && s.anchor_step(ctx.step, ctx.num_steps);
   if (s.refresh > 0) residual_.begin_call(ctx.step, num_layers);
   AttendReport report;  // dense unless a sparse pass replaces it
   if (anchor) {
@@ -91,6 +91,25 @@ AttendReport SparseBackend::attend(const AttentionInputs& in, float* out, const 
   return report;
 }
 
+bool SparseBackend::plan_costs_dense(const TokenLayout& layout, int num_steps) {
+  const DenseSchedule& s = common_.schedule;
+  if (!common_.fallback_dense || !is_static() || s.kind == DenseSchedule::Kind::Auto) return false;
+  if (plan_.tokens == layout.tokens() && plan_.num_steps == num_steps) return plan_.dense;
+  const BlockMap& m = static_map(layout);
+  const double d = m.pair_density();  // partial blocks count whole: the kernel pays for them
+  const bool keeps_all = m.partial_cols.empty() && d >= 1.0;  // an anchor then skips its sparse pass
+  double cost = 0;
+  for (int step = 0; step < num_steps; ++step) {
+    if (s.anchor_step(step, num_steps)) {
+      cost += keeps_all ? 1.0 : 1.0 + d;
+    } else {
+      cost += step < s.fixed_dense_steps(num_steps) ? 1.0 : d;
+    }
+  }
+  plan_ = Plan{layout.tokens(), num_steps, cost, cost >= num_steps};
+  return plan_.dense;
+}
+
 int64_t SparseBackend::state_bytes(int64_t tokens, int batch, int heads, int head_dim, int num_layers) const {
   const DenseSchedule& s = common_.schedule;
   const int64_t kernel = kernel_state_bytes(kernel_.options(), common_.block, batch * heads, tokens, head_dim);
@@ -112,6 +131,10 @@ std::string SparseBackend::report_json() const {
     a["switch_step"] = auto_.switch_steps();  // per layer; -1: still dense
     a["last_error"] = auto_.last_errors();
     j["auto"] = a;
+  }
+  if (plan_.num_steps > 0) {
+    j["plan_cost"] = plan_.cost / plan_.num_steps;  // blocks computed, as a share of dense's
+    j["plan_ran_dense"] = plan_.dense;
   }
   report(j);
   return j.dump();

@@ -29,6 +29,10 @@ class SparseBackend : public AttentionBackend {
   std::string report_json() const override;
   // The residuals of refresh=K: one (B*NH, N, Dh) buffer per layer that is not always dense.
   int64_t state_bytes(int64_t tokens, int batch, int heads, int head_dim, int num_layers) const override;
+  // refresh=K's anchor steps: a skipped anchor would leave the stale residual in use.
+  bool pinned_step(int step, int num_steps) const override {
+    return !plan_.dense && common_.schedule.anchor_step(step, num_steps);
+  }
 
   const std::string& method() const { return method_; }
   // Set once by the factory: the spec with every key spelled out.
@@ -55,6 +59,9 @@ class SparseBackend : public AttentionBackend {
   void dense_pass(const AttentionInputs& in, float* out);
   // Relative L2 error of the sparse pass against `dense_out` on sampled rows (probe.cpp).
   double auto_estimate(const AttentionInputs& in, const float* dense_out, const AttentionContext& ctx);
+  // Whether this run's plan (static map, fixed schedule) computes at least as many blocks as
+  // dense attention over its steps, anchors counted twice: then the whole run attends densely.
+  bool plan_costs_dense(const TokenLayout& layout, int num_steps);
 
   std::string method_, spec_;
   CommonOptions common_;
@@ -65,6 +72,12 @@ class SparseBackend : public AttentionBackend {
   ResidualCache residual_;
   std::vector<float> scratch_;
   Accounting accounting_;
+  struct Plan {
+    int64_t tokens = -1;
+    int num_steps = -1;
+    double cost = 0;  // blocks computed over the run, in dense steps
+    bool dense = false;
+  } plan_;
 };
 
 }  // namespace ditgen::attn
