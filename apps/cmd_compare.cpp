@@ -144,10 +144,10 @@ void run_compare(const CompareArgs& a) {
                    {"tokens", base.result.tokens}, {"recall_rows", a.recall_rows}};
   j["runs"] = nlohmann::json::array();
 
-  std::printf("%-48s %8s %8s %8s %7s %8s %8s %8s %8s %7s\n", "attn", "PSNR", "PSNRf", "SSIM", "density", "seconds",
-              "attn_s", "e2e_x", "attn_x", "recall");
-  std::printf("%-48s %8s %8s %8s %7.3f %8.2f %8.2f %8.2f %8.2f %7.3f\n", base.attn.c_str(), "inf", "inf", "1.0000",
-              base.result.profile.mean_density(), base.seconds, base.attention_seconds, 1.0, 1.0, 1.0);
+  std::printf("%-48s %8s %8s %8s %7s %8s %8s %8s %8s %7s %7s\n", "attn", "PSNR", "PSNRf", "SSIM", "density", "seconds",
+              "attn_s", "e2e_x", "attn_x", "recall", "digits");
+  std::printf("%-48s %8s %8s %8s %7.3f %8.2f %8.2f %8.2f %8.2f %7.3f %7.3f\n", base.attn.c_str(), "inf", "inf", "1.0000",
+              base.result.profile.mean_density(), base.seconds, base.attention_seconds, 1.0, 1.0, 1.0, base.digit_fraction);
   int index = 0;
   std::vector<std::pair<std::string, sampler::CacheSpec>> runs;
   for (const auto& spec : a.attn)
@@ -162,9 +162,9 @@ void run_compare(const CompareArgs& a) {
     const eval::VideoQuality q = eval::compare_videos(base.result.video.data(), m.result.video.data(), opt.shape.frames,
                                                       opt.shape.height, opt.shape.width, model.config().in_channels);
     const double e2e = base.seconds / m.seconds, att = base.attention_seconds / m.attention_seconds;
-    std::printf("%-48s %8.2f %8.2f %8.4f %7.3f %8.2f %8.2f %8.2f %8.2f %7.3f\n", label.c_str(), q.psnr_db,
+    std::printf("%-48s %8.2f %8.2f %8.4f %7.3f %8.2f %8.2f %8.2f %8.2f %7.3f %7.3f\n", label.c_str(), q.psnr_db,
                 q.psnr_float_db, q.ssim, m.result.profile.mean_density(), m.seconds, m.attention_seconds, e2e, att,
-                m.recall_mean);
+                m.recall_mean, m.digit_fraction);
     std::fflush(stdout);
     nlohmann::json r = {{"attn", m.attn},
                         {"cache", m.cache},

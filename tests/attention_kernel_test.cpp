@@ -23,6 +23,8 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <fstream>
@@ -446,6 +448,98 @@ TEST(AttentionKernel, PartialResultsMergeExactlyByLogSumExp) {
     EXPECT_LE(nmse(oa, od), isa == Isa::Avx512Bf16 ? 2e-4 : 1e-10);
     for (size_t i = 0; i < la.size(); ++i) ASSERT_NEAR(la[i], ld[i], isa == Isa::Avx512Bf16 ? 5e-2 : 1e-5) << "row " << i;
   }
+}
+
+TEST(AttentionKernel, ComplementListsExactlyTheOtherPairs) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  // Edge sizes: ragged last blocks, one block, non-square, several maps; some rows keep all.
+  for (const auto& [nq, nk, block, maps] : std::vector<std::tuple<int64_t, int64_t, int, int>>{
+           {200, 200, 64, 1}, {130, 70, 32, 2}, {64, 64, 64, 1}, {97, 97, 16, 3}, {5, 9, 4, 1}}) {
+    for (double density : {0.0, 0.4, 1.0}) {
+      const BlockMap m = random_map(nq, nk, block, maps, density, 0.5, 0.3, rng);
+      const BlockMap c = complement(m);
+      ASSERT_EQ(c.num_maps, m.num_maps);
+      for (int map = 0; map < maps; ++map)
+        for (int64_t i = 0; i < nq; ++i)
+          for (int64_t j = 0; j < nk; ++j)
+            ASSERT_NE(m.allows(map, i, j), c.allows(map, i, j))
+                << "map " << map << " pair " << i << ", " << j << " (" << nq << "x" << nk << ", block " << block << ")";
+      const BlockMap cc = complement(c);  // full blocks stay full, masks come back
+      for (int map = 0; map < maps; ++map)
+        for (int64_t i = 0; i < nq; i += 3)
+          for (int64_t j = 0; j < nk; ++j) ASSERT_EQ(cc.allows(map, i, j), m.allows(map, i, j));
+    }
+  }
+}
+
+TEST(AttentionKernel, SplitCallsWithEmptyRowsMergeToDense) {
+  // A map and its complement, the complement with empty rows (query blocks whose map lists
+  // every key block, and masked rows of partial blocks): each part with its log-sum-exp, empty
+  // rows 0 and -inf, merged equal one dense call (reference and every ISA path).
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const int heads = 2, d = 32;
+  for (const auto& size : std::vector<std::pair<int64_t, int>>{{256, 64}, {150, 32}, {70, 16}}) {
+    const int64_t n = size.first;
+    const int block = size.second;
+    BlockMap m = random_map(n, block, 1, 0.5, 0.4, 0.5, rng);
+    // Query block 0 keeps every key block whole: its complement row is empty.
+    BlockMapBuilder b(n, n, block);
+    for (int qb = 0; qb < m.num_blocks(); ++qb) {
+      if (qb == 0) {
+        for (int kb = 0; kb < m.num_kv_blocks(); ++kb) b.full(kb);
+      } else {
+        for (int64_t e = m.full_ptr[size_t(qb)]; e < m.full_ptr[size_t(qb) + 1]; ++e) b.full(m.full_cols[size_t(e)]);
+        for (int64_t e = m.partial_ptr[size_t(qb)]; e < m.partial_ptr[size_t(qb) + 1]; ++e)
+          b.partial(m.partial_cols[size_t(e)], m.partial_mask(e));
+      }
+      b.end_row();
+    }
+    m = b.finish();
+    const BlockMap rest = complement(m);
+    EXPECT_EQ(rest.full_ptr[1] + rest.partial_ptr[1], 0) << "query block 0 of the complement should be empty";
+    const Inputs in = random_inputs(heads, n, n, d, rng);
+    const size_t rows = size_t(heads) * size_t(n);
+    std::vector<float> od(in.q.size()), ld(rows);
+    AttentionCall dc = self_attention(in.q.data(), in.k.data(), in.v.data(), od.data(), heads, n, d, nullptr);
+    dc.lse = ld.data();
+    reference_attention(dc);
+    auto split = [&](auto&& run, const char* what) -> std::pair<std::vector<float>, std::vector<float>> {
+      SCOPED_TRACE(what);
+      std::vector<float> oa(in.q.size(), NAN), ob(in.q.size(), NAN), la(rows, NAN), lb(rows, NAN);
+      AttentionCall c = self_attention(in.q.data(), in.k.data(), in.v.data(), oa.data(), heads, n, d, &m);
+      c.lse = la.data();
+      run(c);
+      c.map = &rest, c.out = ob.data(), c.lse = lb.data(), c.allow_empty_rows = true;
+      run(c);
+      int64_t bad = 0;
+      for (int h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < std::min<int64_t>(block, n); ++i) {
+          bad += lb[size_t(h * n + i)] != -INFINITY;
+          for (int x = 0; x < d; ++x) bad += ob[size_t((h * n + i) * d + x)] != 0.0f;
+        }
+      EXPECT_EQ(bad, 0) << "empty rows need output 0 and lse -inf";
+      merge_partials(oa.data(), la.data(), ob.data(), lb.data(), int64_t(rows), d);
+      return std::make_pair(oa, la);
+    };
+    const auto [ro, rl] = split([](const AttentionCall& c) { reference_attention(c); }, "reference");
+    EXPECT_LE(nmse(ro, od), 1e-12);
+    for (Isa isa : supported_isas()) {
+      SCOPED_TRACE("isa " + isa_name(isa));
+      const AttentionKernel k({isa});
+      const auto [o, l] = split([&](const AttentionCall& c) { k.run(c); }, "kernel");
+      EXPECT_LE(nmse(o, od), isa == Isa::Avx512Bf16 ? 2e-4 : 1e-10);
+      for (size_t i = 0; i < rows; ++i) ASSERT_NEAR(l[i], ld[i], isa == Isa::Avx512Bf16 ? 5e-2 : 1e-5) << "row " << i;
+    }
+  }
+  // Without lse an empty row has no meaning: refused before any work.
+  std::vector<float> q(64 * 8), out(64 * 8);
+  AttentionCall c = self_attention(q.data(), q.data(), q.data(), out.data(), 1, 64, 8, nullptr);
+  c.allow_empty_rows = true;
+  EXPECT_THROW(AttentionKernel().run(c), std::invalid_argument);
 }
 
 TEST(AttentionKernel, EmptyQueryRowIsRejected) {

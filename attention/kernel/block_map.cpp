@@ -195,4 +195,43 @@ double BlockMap::partial_fraction() const {
   return all > 0 ? double(partial_cols.size()) / all : 0.0;
 }
 
+BlockMap complement(const BlockMap& m) {
+  BlockMapBuilder b(m.tokens, m.kv_tokens, m.block, m.num_maps, m.head_map);
+  const int nb = m.num_blocks(), nk = m.num_kv_blocks(), words = m.words_per_block();
+  std::vector<int64_t> partial_at(static_cast<size_t>(nk));
+  std::vector<char> listed(static_cast<size_t>(nk));
+  std::vector<uint64_t> bits(static_cast<size_t>(words));
+  for (int map = 0; map < m.num_maps; ++map)
+    for (int qb = 0; qb < nb; ++qb) {
+      const int64_t r = m.row(map, qb);
+      std::fill(listed.begin(), listed.end(), 0);
+      for (int64_t e = m.full_ptr[size_t(r)]; e < m.full_ptr[size_t(r + 1)]; ++e) listed[size_t(m.full_cols[size_t(e)])] = 1;
+      for (int64_t e = m.partial_ptr[size_t(r)]; e < m.partial_ptr[size_t(r + 1)]; ++e) {
+        listed[size_t(m.partial_cols[size_t(e)])] = 2;
+        partial_at[size_t(m.partial_cols[size_t(e)])] = e;
+      }
+      const int rows = int(std::min<int64_t>(m.block, m.tokens - int64_t(qb) * m.block));
+      for (int kb = 0; kb < nk; ++kb) {
+        if (listed[size_t(kb)] == 0) {
+          b.full(kb);
+        } else if (listed[size_t(kb)] == 2) {
+          const uint64_t* src = m.partial_mask(partial_at[size_t(kb)]);
+          const int cols = int(std::min<int64_t>(m.block, m.kv_tokens - int64_t(kb) * m.block));
+          std::fill(bits.begin(), bits.end(), 0);
+          bool any = false;
+          for (int i = 0; i < rows; ++i)
+            for (int j = 0; j < cols; ++j)
+              if (!BlockMap::bit(src, m.block, i, j)) {
+                const int64_t bit = int64_t(i) * m.block + j;
+                bits[size_t(bit >> 6)] |= uint64_t(1) << (bit & 63);
+                any = true;
+              }
+          if (any) b.partial(kb, bits.data());
+        }
+      }
+      b.end_row();
+    }
+  return b.finish();
+}
+
 }  // namespace ditgen::attn

@@ -58,6 +58,12 @@ struct BlockMap {
   double partial_fraction() const;  // partial blocks / computed blocks
 };
 
+// The pairs `m` does not list, as a map of the same shape, blocks and head mapping: blocks it
+// omits are full, its partial blocks come back under the inverted mask (real rows and columns
+// only), its full blocks are left out. Rows may be empty, so the result is for split calls
+// (AttentionCall::allow_empty_rows), never for BlockMap::validate.
+BlockMap complement(const BlockMap& m);
+
 // Builds a BlockMap row by row (query blocks in order, map after map), so that no caller
 // writes the CSR arrays by hand.
 class BlockMapBuilder {

@@ -186,6 +186,7 @@ void check_inputs(const AttentionCall& c, const BlockMap& map) {
     fail("needs heads >= 0, q_len >= 1, kv_len >= 1 and head_dim >= 1, got " + std::to_string(c.heads) + ", " +
          std::to_string(c.q_len) + ", " + std::to_string(c.kv_len) + ", " + std::to_string(c.head_dim));
   if (c.heads > 0 && (!c.q || !c.k || !c.v || !c.out)) fail("q, k, v and out must all be given");
+  if (c.allow_empty_rows && !c.lse) fail("allow_empty_rows needs lse: an empty row's zero output only means something merged");
   if (map.tokens != c.q_len || map.kv_tokens != c.kv_len)
     fail("block map is for " + std::to_string(map.tokens) + " x " + std::to_string(map.kv_tokens) +
          " tokens, the inputs have " + std::to_string(c.q_len) + " x " + std::to_string(c.kv_len));
@@ -304,7 +305,7 @@ void AttentionKernel::run(const AttentionCall& call) const {
     std::free(raw);
   }
   if (alloc_failed) throw std::bad_alloc();
-  if (empty_rows > 0) {
+  if (empty_rows > 0 && !call.allow_empty_rows) {
     const Item& it = items[size_t(first_empty_item)];
     std::ostringstream s;
     s << "attention kernel: " << empty_rows << " query row(s) attend to no key (first in head " << it.head

@@ -51,6 +51,9 @@ struct AttentionCall {
   int64_t q_len = 0, kv_len = 0;  // Nq, Nkv
   int head_dim = 0;               // Dh
   const BlockMap* map = nullptr;  // Nq x Nkv (head h uses map_of_head(h)); nullptr: dense, 64-token blocks
+  // A query row the map gives no key is an error, unless this is set (with lse): one part of a
+  // split call, whose empty rows get output 0 and lse -inf for merge_partials.
+  bool allow_empty_rows = false;
 };
 
 // Self-attention over N tokens (Nq = Nkv = N).

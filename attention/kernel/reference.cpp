@@ -33,6 +33,11 @@ void reference_row(const float* qi, const float* k, const float* v, int64_t kv_l
     const float* vj = v + j * head_dim;
     for (int c = 0; c < head_dim; ++c) acc[size_t(c)] += p * double(vj[c]);
   }
+  if (sum == 0) {  // no key: the kernel's convention for the empty rows of split calls
+    std::fill(out, out + head_dim, 0.0f);
+    if (lse) *lse = -std::numeric_limits<float>::infinity();
+    return;
+  }
   for (int c = 0; c < head_dim; ++c) out[c] = float(acc[size_t(c)] / sum);
   if (lse) *lse = float(mx + std::log(sum));
 }

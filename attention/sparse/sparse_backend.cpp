@@ -64,14 +64,18 @@ AttendReport SparseBackend::attend(const AttentionInputs& in, float* out, const 
   if (s.refresh > 0) residual_.begin_call(ctx.step, num_layers);
   AttendReport report;  // dense unless a sparse pass replaces it
   if (anchor) {
-    dense_pass(in, out);
     // A static map of full blocks only, all listed (radial at one or two frames), leaves nothing
     // to correct: a structural check, cheaper than counting the attended pairs every call.
     const bool keeps_all = is_static() && [&] {
       const BlockMap& m = static_map(*in.layout);
       return m.partial_cols.empty() && m.pair_density() >= 1.0;
     }();
-    if (!keeps_all) {
+    if (keeps_all) {
+      dense_pass(in, out);
+    } else if (is_static()) {
+      report.density = one_walk_anchor(in, out, residual_.store(ctx.layer, in.elements()));
+    } else {
+      dense_pass(in, out);
       std::vector<float>& r = residual_.store(ctx.layer, in.elements());
       report.density += sparse_attend(in, r.data(), ctx).density;
       ResidualCache::finish_anchor(out, r);
@@ -91,17 +95,44 @@ AttendReport SparseBackend::attend(const AttentionInputs& in, float* out, const 
   return report;
 }
 
+const BlockMap& SparseBackend::complement_map(const TokenLayout& layout) {
+  // The cache may drop its oldest entry when it adds one: the static map is fetched inside the
+  // build, and callers fetch it again after this returns.
+  return cache_.get(layout, common_.block, "complement", [&] { return complement(static_map(layout)); });
+}
+
+double SparseBackend::one_walk_anchor(const AttentionInputs& in, float* out, std::vector<float>& r) {
+  const BlockMap& rest = complement_map(*in.layout);
+  const BlockMap& m = static_map(*in.layout);
+  const int heads = in.batch * in.heads;
+  const int64_t rows = int64_t(heads) * in.tokens;
+  lse_.resize(2 * size_t(rows));
+  float* lse_sparse = lse_.data();
+  float* lse_rest = lse_.data() + rows;
+  AttentionCall sparse = self_attention(in.q, in.k, in.v, r.data(), heads, in.tokens, in.head_dim, &m);
+  sparse.lse = lse_sparse;
+  kernel_.run(sparse);
+  AttentionCall others = self_attention(in.q, in.k, in.v, out, heads, in.tokens, in.head_dim, &rest);
+  others.lse = lse_rest;
+  others.allow_empty_rows = true;
+  kernel_.run(others);
+  merge_partials(out, lse_rest, r.data(), lse_sparse, rows, in.head_dim);  // out: the dense output
+  ResidualCache::finish_anchor(out, r);
+  return m.pair_density() + rest.pair_density();
+}
+
 bool SparseBackend::plan_costs_dense(const TokenLayout& layout, int num_steps) {
   const DenseSchedule& s = common_.schedule;
   if (!common_.fallback_dense || !is_static() || s.kind == DenseSchedule::Kind::Auto) return false;
   if (plan_.tokens == layout.tokens() && plan_.num_steps == num_steps) return plan_.dense;
+  const double rest = complement_map(layout).pair_density();
   const BlockMap& m = static_map(layout);
   const double d = m.pair_density();  // partial blocks count whole: the kernel pays for them
-  const bool keeps_all = m.partial_cols.empty() && d >= 1.0;  // an anchor then skips its sparse pass
+  const bool keeps_all = m.partial_cols.empty() && d >= 1.0;  // an anchor then runs dense alone
   double cost = 0;
   for (int step = 0; step < num_steps; ++step) {
     if (s.anchor_step(step, num_steps)) {
-      cost += keeps_all ? 1.0 : 1.0 + d;
+      cost += keeps_all ? 1.0 : d + rest;  // one walk: the map's blocks and the rest
     } else {
       cost += step < s.fixed_dense_steps(num_steps) ? 1.0 : d;
     }

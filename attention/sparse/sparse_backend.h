@@ -59,6 +59,11 @@ class SparseBackend : public AttentionBackend {
   void dense_pass(const AttentionInputs& in, float* out);
   // Relative L2 error of the sparse pass against `dense_out` on sampled rows (probe.cpp).
   double auto_estimate(const AttentionInputs& in, const float* dense_out, const AttentionContext& ctx);
+  // An anchor step of a static method in one walk over the blocks: the map's blocks and the
+  // rest (complement) each with their log-sum-exp, merged into the dense output in `out`; r
+  // gets dense - sparse. Returns the pairs computed (partial blocks count twice).
+  double one_walk_anchor(const AttentionInputs& in, float* out, std::vector<float>& r);
+  const BlockMap& complement_map(const TokenLayout& layout);
   // Whether this run's plan (static map, fixed schedule) computes at least as many blocks as
   // dense attention over its steps, anchors counted twice: then the whole run attends densely.
   bool plan_costs_dense(const TokenLayout& layout, int num_steps);
@@ -71,6 +76,7 @@ class SparseBackend : public AttentionBackend {
   AutoSwitch auto_;
   ResidualCache residual_;
   std::vector<float> scratch_;
+  std::vector<float> lse_;  // (2, B*NH, N): the two parts of a one-walk anchor
   Accounting accounting_;
   struct Plan {
     int64_t tokens = -1;
