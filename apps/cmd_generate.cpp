@@ -15,7 +15,7 @@ namespace {
 struct GenerateArgs {
   GenerationFlags gen;
   std::string attn = kDefaultGenerateAttn;
-  std::string cache = "off";
+  std::string cache = kDefaultGenerateCache;
   std::string out, frames_dir, sheet, json, latents_out;
   double fps = 8;
   bool overwrite = false;
@@ -127,8 +127,8 @@ const Registrar reg("generate", "Generate a video (or an image with --frames 1) 
   sub.add_option("--attn", a->attn, "Attention method spec NAME[:key=value,...] (see docs/attention.md); 'dense' for exact attention")
       ->capture_default_str();
   sub.add_option("--cache", a->cache,
-                 "Step caching: 'off', or easy[:thresh=X,warmup=N|F,max_skip=N] to reuse the model's last "
-                 "transformation on steps predicted to change little (docs/caching.md)")
+                 "Step caching: easy[:thresh=X,warmup=N|F,max_skip=N,reuse=delta|output|extrapolate] reuses the "
+                 "model's last output on steps predicted to change little (docs/caching.md); 'off' runs every step")
       ->capture_default_str();
   sub.add_option("--out", a->out, "Output: .mp4 (H.264), .mkv (lossless FFV1) or .png");
   sub.add_option("--latents-out", a->latents_out,

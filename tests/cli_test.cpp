@@ -50,6 +50,10 @@ TEST_F(Cli, GenerateWritesVideoFramesAndJson) {
   EXPECT_EQ(j["tokens"], 4 * 4 * 4);
   // The default attention, spelled out in full.
   EXPECT_EQ(j["attn"], attn::make_backend(app::kDefaultGenerateAttn)->spec());
+  // The default step cache; three steps leave nothing to skip (warm-up, rate, last step).
+  EXPECT_EQ(j["cache"], sampler::CacheSpec::parse(app::kDefaultGenerateCache).str());
+  EXPECT_EQ(j["skipped_steps"], nlohmann::json::array());
+  EXPECT_EQ(j["model_steps"], 3);
   EXPECT_GT(j["density"].get<double>(), 0.0);
   EXPECT_TRUE(j["attn_report"].is_object());
   // Per layer: the first layer dense, the second under one frame (16 tokens) plus the first
