@@ -62,6 +62,9 @@ void GenerationFlags::add(CLI::App& sub) {
   sub.add_option("--model", model,
                  "Weight file (HDF5), builtin:tiny, or a Wan2.1 model folder or DiT .safetensors file (config.json beside it)")
       ->required();
+  sub.add_option("--lora", lora,
+                 "LoRA adapter FILE[:SCALE] (.safetensors; PEFT lora_A/lora_B or kohya lora_down/lora_up with alpha), "
+                 "merged into the weights at load; repeatable, applied in order (docs/lora.md)");
   sub.add_option("--labels", labels, "Condition of a label model: comma-separated class labels (default 3,7 for the digits model)");
   sub.add_option("--prompt", prompt, "Wan2.1: the prompt, encoded by the model folder's umT5 text encoder (or give --context)");
   sub.add_option("--negative-prompt", negative_prompt, "Wan2.1 with --prompt: the negative prompt of guidance (default: Wan2.1's)");
@@ -205,6 +208,13 @@ pipeline::LoadOptions GenerationFlags::load_options() const {
     o.vae_tiling = pipeline::vae_tiling_from_pixels(vae_tile, vae_tile_overlap);
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
+  }
+  for (const std::string& l : lora) {
+    try {
+      o.loras.push_back(parse_lora_flag(l));
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
   }
   if (o.vae_tiling.on() && !pipeline::is_wan_spec(model))
     throw UsageError("--vae-tile applies to a Wan2.1 model's VAE; '" + model + "' has none");

@@ -13,6 +13,7 @@
 #include "pipeline/generate.h"
 #include "pipeline/memory.h"
 #include "pipeline/options.h"
+#include "dit/lora.h"
 #include "pipeline/prompt.h"
 #include "sampler/step_cache.h"
 #include "io/atomic_file.h"
@@ -69,6 +70,7 @@ struct GenerationFlags {
   std::optional<int> vae_tile, vae_tile_overlap;  // pixels; unset: no tiling
   std::optional<std::string> prompt, negative_prompt;  // Wan2.1: encoded by the folder's umT5
   std::string prompt_cache;                           // "" default folder, "off", or a folder
+  std::vector<std::string> lora;                      // --lora FILE[:SCALE], in order
   // The prompts' states, encoded by load_model() before the DiT is read.
   mutable std::optional<pipeline::EncodedPrompts> encoded;
 

@@ -57,6 +57,8 @@ int64_t dim_at(const SafetensorsSet& f, const std::string& name, size_t axis, si
 
 }  // namespace
 
+std::string wan_diffusers_name(const std::string& release) { return diffusers_name(release); }
+
 WanDiTSettings read_wan_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("Wan2.1 config '" + path + "' cannot be read");

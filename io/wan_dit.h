@@ -27,6 +27,10 @@ struct WanDiTSettings {
 // Throws std::runtime_error naming the file and the field.
 WanDiTSettings read_wan_config(const std::string& path);
 
+// The diffusers spelling of a release tensor or module name ("blocks.0.self_attn.q.weight" ->
+// "blocks.0.attn1.to_q.weight"); names the map does not cover come back unchanged.
+std::string wan_diffusers_name(const std::string& release);
+
 // Where a model's DiT is: `model` is a folder (the original release: config.json beside
 // diffusion_pytorch_model.safetensors or its sharded index; a diffusers folder: the same in
 // transformer/) or one .safetensors file (its config.json beside it).

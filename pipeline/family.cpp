@@ -1,6 +1,8 @@
 #include "pipeline/family.h"
 
 #include "cond/labels.h"
+#include "dit/lora.h"
+#include "io/lora_file.h"
 #include "pipeline/isolated_loader.h"
 #include "pipeline/wan.h"
 
@@ -40,15 +42,25 @@ Model assemble_model(const DiTConfig& cfg, DiTWeights w) {
   return m;
 }
 
+void apply_loras(DiTWeights& w, const DiTConfig& cfg, const std::vector<std::pair<std::string, double>>& loras) {
+  if (loras.empty()) return;
+  std::vector<std::string> modules;
+  for (const auto& named : named_linears(w, cfg)) modules.push_back(named.first);
+  for (const auto& [path, scale] : loras) merge_lora(w, cfg, io::read_lora(path, scale, modules));
+}
+
 Model load_model(const std::string& spec, const LoadOptions& options) {
   if (is_wan_spec(spec)) return load_wan_model(spec, options);
   if (options.dtype && *options.dtype != DType::F32)
     throw std::invalid_argument("--dtype bf16 applies to Wan2.1 models; '" + spec + "' loads as float32");
   if (spec == "builtin:tiny") {
     const DiTConfig c = tiny_config();
-    return assemble_model(c, DiTWeights::random(c, 1234));
+    DiTWeights w = DiTWeights::random(c, 1234);
+    apply_loras(w, c, options.loras);
+    return assemble_model(c, std::move(w));
   }
   io::LoadedModel m = load_weights_isolated(spec, true);
+  apply_loras(m.weights, m.config, options.loras);
   return assemble_model(m.config, std::move(m.weights));
 }
 

@@ -5,6 +5,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cond/conditioner.h"
 #include "dit/config.h"
@@ -53,7 +55,13 @@ struct LoadOptions {
   std::optional<DType> dtype;
   int64_t memory_limit_bytes = 0;  // refuse a model whose weights alone need more (0: memory available)
   vae::VaeTiling vae_tiling;       // Wan2.1: decode in tiles (off by default)
+  std::vector<std::pair<std::string, double>> loras;  // LoRA files and scales, merged in order
 };
+
+// Reads each LoRA file (io/lora_file.h) against the model's linear layers and merges it into
+// the weights (dit/lora.h), in order. Throws std::runtime_error / std::invalid_argument naming
+// the file and the tensor that does not fit.
+void apply_loras(DiTWeights& w, const DiTConfig& cfg, const std::vector<std::pair<std::string, double>>& loras);
 
 // A Wan2.1 folder or .safetensors file (pipeline/wan.h), an HDF5 weight file (read through
 // load_weights_isolated), or "builtin:tiny" (tiny_config() with random weights, seed 1234).

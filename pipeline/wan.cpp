@@ -61,6 +61,7 @@ Model load_wan_model(const std::string& spec, const LoadOptions& options) {
   }
 
   io::LoadedModel m = io::load_wan_dit(set, settings);
+  apply_loras(m.weights, m.config, options.loras);
   Model model;
   model.family = "wan2.1-t2v";
   model.dtype = settings.dtype == DType::BF16 ? "bf16" : "float32";
