@@ -7,8 +7,10 @@
 #                    at guidance G, the same 50 label pairs and seeds 1000 + k; with CHUNK < 50,
 #                    in files gen_cfgG_tF_pI.h5 of CHUNK videos each (I = 0, 1, ...), which keeps
 #                    each file small enough to copy back at long lengths.
-# Usage: [MODEL=file.h5] [FRAMES=16] [CHUNK=50] bash tools/train/gpu_digit_probe.sh ["2 4 6 8"]
-#        (MODEL: the shipped one; F = FRAMES)
+# Usage: [MODEL=file.h5] [FRAMES=16] [CHUNK=50] [TAG=name] [SAMPLE_ARGS="..."] \
+#        bash tools/train/gpu_digit_probe.sh ["2 4 6 8"]
+#        (MODEL: the shipped one; F = FRAMES; TAG replaces "gen" in the names; SAMPLE_ARGS go to
+#        tools/train/sample.py, e.g. "--bf16 --frames-only --mask radial3d --dense-steps 1")
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1
@@ -40,10 +42,10 @@ print("real clips:", u8.shape)
 PY
 for g in $GUIDANCE; do
   for (( i = 0; i < ${#PAIRS[@]}; i += CHUNK )); do
-    name="gen_cfg${g}_t${FRAMES}"
+    name="${TAG:-gen}_cfg${g}_t${FRAMES}"
     (( CHUNK < ${#PAIRS[@]} )) && name="${name}_p$(( i / CHUNK ))"
     python3 tools/train/sample.py --device cuda --model "$MODEL" --frames "$FRAMES" --seed $(( 1000 + i )) \
-      --cfg "$g" --labels "${PAIRS[@]:i:CHUNK}" --h5 "$O/$name.h5" | tail -1
+      --cfg "$g" --labels "${PAIRS[@]:i:CHUNK}" --h5 "$O/$name.h5" ${SAMPLE_ARGS:-} | tail -1
   done
 done
 ls -la "$O"

@@ -72,6 +72,13 @@ def mask_for(name, grid, device, rows=None):
     return MASKS[name](cq, c, grid)
 
 
+def full_mask(name, grid, device, chunk=1024):
+    """(N,N) bool mask of `name`, built in row chunks so the float64 temporaries stay small."""
+    N = grid[0] * grid[1] * grid[2]
+    return torch.cat([mask_for(name, grid, device, rows=torch.arange(s, min(N, s + chunk), device=device))
+                      for s in range(0, N, chunk)])
+
+
 class LocalityPenalty:
     """Stands in for model.attention while training: runs `dense` and, for self-attention calls
     of grids with more than one frame, records the softmax mass that `rows` sampled query rows
@@ -112,8 +119,7 @@ class MaskedAttention:
     (exact masked softmax), cross-attention dense. Counts the pairs it computes."""
 
     def __init__(self, dense, name, grid):
-        self.dense, self.grid = dense, grid
-        self.mask = mask_for(name, grid, "cpu")
+        self.dense, self.name, self.grid = dense, name, grid
         self.pairs = self.total = 0
         self._dev = {}
 
@@ -122,7 +128,7 @@ class MaskedAttention:
         if k.shape[2] != N:
             return self.dense(q, k, v)
         if q.device not in self._dev:
-            self._dev[q.device] = self.mask.to(q.device)
+            self._dev[q.device] = full_mask(self.name, self.grid, q.device)
         m = self._dev[q.device]
         self.pairs += int(m.sum()) * q.shape[0] * q.shape[1]
         self.total += N * N * q.shape[0] * q.shape[1]
@@ -130,3 +136,44 @@ class MaskedAttention:
             return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m)
         s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])  # PyTorch < 2.0 (CPU smoke runs)
         return torch.softmax(s.masked_fill(~m, float("-inf")), dim=-1) @ v
+
+
+class BlockSparseAttention:
+    """Stands in for model.attention while training under a mask (issue 21, the length extension
+    of Radial Attention): self-attention of grids with more than one frame runs under the exact
+    pair mask `name`, block-sparse through FlexAttention where PyTorch has it (the blocks no pair
+    reaches are skipped, forward and backward), else as MaskedAttention does; cross-attention and
+    single frames stay dense. Set `grid` before each forward."""
+
+    def __init__(self, dense, name):
+        self.dense, self.name = dense, name
+        self.grid = None
+        self.density = {}
+        self._masks = {}
+        try:
+            from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+            self._create = create_block_mask
+            self._flex = torch.compile(flex_attention, dynamic=False)
+        except ImportError:
+            self._flex = None
+
+    def _mask(self, N, device):
+        key = (self.grid, device)
+        if key not in self._masks:
+            m = full_mask(self.name, self.grid, device)
+            self.density[self.grid] = m.float().mean().item()
+            if self._flex is not None:
+                self._masks[key] = self._create(lambda b, h, q, k: m[q, k], None, None, N, N, device=device)
+            else:
+                self._masks[key] = m
+        return self._masks[key]
+
+    def __call__(self, q, k, v):
+        N = q.shape[2]
+        if self.grid is None or k.shape[2] != N or self.grid[0] <= 1:
+            return self.dense(q, k, v)
+        m = self._mask(N, q.device)
+        if self._flex is not None:
+            return self._flex(q, k, v, block_mask=m)
+        s = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        return (torch.softmax(s.masked_fill(~m, float("-inf")), dim=-1) @ v.float()).to(v.dtype)

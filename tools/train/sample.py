@@ -190,21 +190,41 @@ def main():
     ap.add_argument("--png", default="", help="contact sheet, one video a row")
     ap.add_argument("--h5", default="", help="uint8 frames (K,T,H,W,C), float output, labels (K,2), seeds (K)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--mask", default="", help="self-attention under this mask of tools/train/locality.py")
+    ap.add_argument("--dense-steps", type=int, default=0, help="with --mask: the first steps run dense")
+    ap.add_argument("--bf16", action="store_true",
+                    help="training precision (bf16 autocast): fast scoring, not the float32 reference")
+    ap.add_argument("--frames-only", action="store_true", help="--h5 without the float output")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads (0: all cores; 1 is much faster on a busy machine)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads or os.cpu_count() or 1)
-    if a.device.startswith("cuda"):  # a float32 reference: no TF32 anywhere
+    if a.device.startswith("cuda") and not a.bf16:  # a float32 reference: no TF32 anywhere
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     from export import load_model
     model = load_model(a.model, a.device)
     H = a.height or model.cfg.frame_height
     W = a.width or model.cfg.frame_width
+    if a.dense_steps < 0 or (a.dense_steps and not a.mask):
+        raise SystemExit(f"--dense-steps {a.dense_steps}: expected a count >= 0, with --mask")
+    switch = None
+    if a.mask:  # every layer under the mask from step --dense-steps on (no dense layers)
+        import locality
+        import model as model_module
+        dense = model_module.attention
+        grid = (a.frames // model.cfg.patch_t, H // model.cfg.patch_h, W // model.cfg.patch_w)
+        masked = locality.MaskedAttention(dense, a.mask, grid)
+
+        def switch(i, x):  # after step i; i = -1 before the first
+            model_module.attention = masked if i + 1 >= a.dense_steps else dense
     vids, outs = [], []
     for k, lab in enumerate(a.labels):
         labels = [int(v) for v in lab.split(",")]
-        x = sample(model, labels, a.frames, H, W, a.seed + k, a.steps, a.cfg, a.shift, a.solver)
+        if switch:
+            switch(-1, None)
+        with torch.autocast(device_type=torch.device(a.device).type, dtype=torch.bfloat16, enabled=a.bf16):
+            x = sample(model, labels, a.frames, H, W, a.seed + k, a.steps, a.cfg, a.shift, a.solver, switch)
         outs.append(torch_to_thwc(x)[0])
         vids.append(frames_u8(x))
         print(f"video {k}: labels {labels} seed {a.seed + k}")
@@ -214,7 +234,8 @@ def main():
         import h5py
         with h5py.File(a.h5, "w") as f:
             f.create_dataset("frames_u8", data=np.stack(vids), compression="gzip")
-            f.create_dataset("output", data=np.stack(outs), compression="gzip")
+            if not a.frames_only:
+                f.create_dataset("output", data=np.stack(outs), compression="gzip")
             f.create_dataset("labels", data=np.array([[int(v) for v in l.split(",")] for l in a.labels]))
             f.create_dataset("seeds", data=np.arange(len(a.labels)) + a.seed)
 

@@ -20,6 +20,11 @@ the EMA export (run/digits-dit.h5); a run restarts from its checkpoint when one 
 self-attention call put outside MASK (tools/train/locality.py) to the loss of multi-frame steps:
 a fine-tune that makes the dense model's attention local, so sparse runs under MASK stay close
 to it (bench/RESULTS.md, "Experiment: a locality fine-tune").
+
+--attn-mask MASK runs every multi-frame self-attention of the training forward under MASK
+(block-sparse, tools/train/locality.py), and --lora RANK trains only low-rank adapters on the
+attention and feed-forward projections (tools/train/lora.py; the rest frozen), written with
+--adapter FILE: together, Radial Attention's length extension (issue 21; docs/length-extension.md).
 """
 import argparse
 import copy
@@ -38,6 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import MovingDigits  # noqa: E402
 from export import save_h5  # noqa: E402
 import locality  # noqa: E402
+import lora as lora_module  # noqa: E402
 import model as model_module  # noqa: E402
 from model import DiT, DiTConfig, count_params  # noqa: E402
 
@@ -172,6 +178,13 @@ def main():
                     help="penalise attention mass outside this mask (off when empty)")
     ap.add_argument("--locality-weight", type=float, default=1.0)
     ap.add_argument("--locality-rows", type=int, default=128, help="query rows sampled per call")
+    ap.add_argument("--attn-mask", default="", choices=["", *sorted(locality.MASKS)],
+                    help="self-attention of multi-frame steps under this mask (block-sparse)")
+    ap.add_argument("--val-frames", type=int, default=16, help="frames of the held-out batch")
+    ap.add_argument("--lora", type=int, default=0, help="adapter rank (0: train every weight)")
+    ap.add_argument("--lora-targets", default="self,cross,ffn", help="of " + ",".join(lora_module.TARGETS))
+    ap.add_argument("--adapter", default="", help="write the EMA adapter here (safetensors; needs --lora)")
+    ap.add_argument("--adapter-attn", default="", help="metadata: the engine's --attn the adapter is for")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--bench", type=float, default=0.0,
                     help="only measure: run this many seconds after warm-up, print throughput, save nothing")
@@ -194,14 +207,30 @@ def main():
     slot_of = {T: [1, 16, 32][len(slots) - 3 + i] if len(slots) == 3 else [1, 16, 32][i]
                for i, T in enumerate(slots)}
 
+    if a.lora < 0 or (a.adapter and not a.lora):
+        raise SystemExit(f"--lora {a.lora}: expected a rank >= 1 with --adapter, or 0 (full fine-tune)")
     torch.manual_seed(a.seed)
     model = DiT(cfg).to(dev)
+    if a.init:  # before any adapter wraps the layers: the file holds plain weights
+        from export import load_h5
+        icfg, sd = load_h5(a.init)
+        # the sampling default is not architecture: the init file's value is kept
+        assert dataclasses.replace(icfg, sample_cfg=cfg.sample_cfg) == cfg, f"{a.init}: config differs"
+        cfg.sample_cfg = icfg.sample_cfg
+        model.load_state_dict(sd)
+        print(f"initialised from {a.init}", flush=True)
+    if a.lora:
+        wrapped = lora_module.add_lora(model, a.lora, a.lora_targets.split(","))
+        n_lora = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        print(f"LoRA rank {a.lora} on {len(wrapped)} layers: {n_lora:,} trainable parameters", flush=True)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
     decay, no_decay = [], []
     for n, p in model.named_parameters():
-        is_matrix = p.ndim >= 2 and not n.startswith("label_") and "modulation" not in n
+        if not p.requires_grad:
+            continue
+        is_matrix = p.ndim >= 2 and not n.startswith("label_") and "modulation" not in n and ".lora_" not in n
         (decay if is_matrix else no_decay).append(p)
     opt_kw = dict(lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
     if dev.type == "cuda" and "fused" in torch.optim.AdamW.__init__.__code__.co_varnames:
@@ -214,6 +243,11 @@ def main():
         assert not a.compile, "--locality runs eager"
         pen = locality.LocalityPenalty(model_module.attention, a.locality, a.locality_rows, a.seed)
         model_module.attention = pen
+    sparse = None
+    if a.attn_mask:
+        assert not a.locality, "--attn-mask and --locality are separate experiments"
+        sparse = locality.BlockSparseAttention(model_module.attention, a.attn_mask)
+        model_module.attention = sparse
     outside_win = []
     fwd = model
     if a.compile and hasattr(torch, "compile"):
@@ -242,16 +276,6 @@ def main():
                 a.sched_start = ck["args"]["sched_start"]
             print(f"resumed from {ckpt_path} at step {step}", flush=True)
         else:
-            if a.init:
-                from export import load_h5
-                icfg, sd = load_h5(a.init)
-                # the sampling default is not architecture: the init file's value is kept
-                assert dataclasses.replace(icfg, sample_cfg=cfg.sample_cfg) == cfg, \
-                    f"{a.init}: config differs"
-                cfg.sample_cfg = icfg.sample_cfg
-                model.load_state_dict(sd)
-                ema.load_state_dict(sd)
-                print(f"initialised from {a.init}", flush=True)
             if a.init and a.continue_log and a.log and os.path.exists(a.log):
                 last = list(csv.DictReader(open(a.log)))[-1]
                 step, wall_before = int(last["step"]), float(last["wall_s"])
@@ -259,7 +283,7 @@ def main():
                 print(f"continuing the log {a.log} at step {step}", flush=True)
             if a.init:
                 a.sched_start = step
-            elif a.log:
+            if a.log and not (a.init and a.continue_log):
                 os.makedirs(os.path.dirname(os.path.abspath(a.log)), exist_ok=True)
                 with open(a.log, "w", newline="") as f:
                     csv.writer(f).writerow(LOG_FIELDS)
@@ -268,11 +292,13 @@ def main():
 
     # fixed validation batch: held-out digits, sigma at the quantiles of the training law
     vb = 16 if a.config == "full" else 2
-    vx0, vlab = data.batch(987654321, vb, 16, split="val")
+    vx0, vlab = data.batch(987654321, vb, a.val_frames, split="val")
     vsig = shift_sigma(torch.sigmoid(math.sqrt(2) * torch.erfinv(2 * (torch.arange(vb) + 0.5) / vb - 1)),
                        cfg.sample_shift)
 
     def val_loss():
+        if sparse:
+            sparse.grid = (a.val_frames // cfg.patch_t, cfg.frame_height // cfg.patch_h, cfg.frame_width // cfg.patch_w)
         with torch.no_grad():
             return fm_loss(ema, vx0, vlab, cfg, 4242, 0.0, dev, amp, sigma=vsig).item()
 
@@ -283,9 +309,17 @@ def main():
               "config": cfg.to_dict(), "args": vars(a), "steps": a.steps}  # args holds sched_start
         torch.save(ck, ckpt_path + ".tmp")
         os.replace(ckpt_path + ".tmp", ckpt_path)
-        save_h5(ema.state_dict(), cfg, os.path.join(a.run, "digits-dit.h5"))
+        plain = lora_module.merged_state_dict(ema) if a.lora else ema.state_dict()
+        save_h5(plain, cfg, os.path.join(a.run, "digits-dit.h5"))
         if final and a.export:
-            save_h5(ema.state_dict(), cfg, a.export)
+            save_h5(plain, cfg, a.export)
+        if final and a.adapter:
+            meta = {"ditgen.rank": a.lora, "ditgen.frames": ",".join(map(str, tcycle)),
+                    "ditgen.train_mask": a.attn_mask or "dense", "ditgen.steps": step}
+            if a.adapter_attn:
+                meta["ditgen.attention"] = a.adapter_attn
+            lora_module.save_adapter(ema, a.adapter + ".tmp", meta)
+            os.replace(a.adapter + ".tmp", a.adapter)
         if a.log and a.plot:
             plot(a.log, a.plot)
         print(f"saved step {step} ({time.time() - t0:.1f} s){' FINAL' if final else ''}", flush=True)
@@ -316,8 +350,11 @@ def main():
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, a)
         x0, labels = data.batch(a.seed * 1000003 + step, B, T)
+        grid = (T // cfg.patch_t, cfg.frame_height // cfg.patch_h, cfg.frame_width // cfg.patch_w)
         if pen:
-            pen.grid = (T // cfg.patch_t, cfg.frame_height // cfg.patch_h, cfg.frame_width // cfg.patch_w)
+            pen.grid = grid
+        if sparse:
+            sparse.grid = grid
         loss = fm_loss(fwd, x0, labels, cfg, a.seed * 1000003 + step + (1 << 40), a.drop, dev, amp)
         total = loss
         if pen:
@@ -329,9 +366,9 @@ def main():
         opt.zero_grad(set_to_none=True)
         total.backward()
         if a.clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], a.clip)
         opt.step()
-        d = min(a.ema, (1 + step) / (10 + step))
+        d = min(a.ema, (1 + step - a.sched_start) / (10 + step - a.sched_start))  # a fine-tune ramps anew
         with torch.no_grad():
             ep = list(ema.parameters())
             mp = list(model.parameters())

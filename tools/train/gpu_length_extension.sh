@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The GPU side of the length extension (issue 21; docs/length-extension.md): the shipped model
+# fine-tuned on 64-frame clips three ways for the same number of steps, then each scored at 64
+# frames on the 50 cases of bench/digit_quality.py. Everything lives in runs/lx/ (git-ignored);
+# each verb fits one call of the lent GPU (at most 10 minutes); `score` reads runs/lx as `train`
+# left it (carried back when the machine is a fresh one).
+#   bash tools/train/gpu_length_extension.sh train [TRAIN_SECONDS]   the three variants at once on
+#        the GPU: their rates (train.py --bench), N = TRAIN_SECONDS at the slowest rate, N steps
+#        each (stopped at 1.5 TRAIN_SECONDS at the latest); $OUT/lx_train.tar.gz holds runs/lx
+#        (logs, merged models, adapters)
+#   bash tools/train/gpu_length_extension.sh score   50 videos of 64 frames from the original
+#        model and each variant; $OUT/lx_frames_*.tar, scored on the CPU by
+#        `python3 bench/digit_quality.py --h5 ...`
+# Variants (all from models/digits-dit.h5, 64-frame clips, batch 4, AdamW, EMA 0.995):
+#   lora_sparse  LoRA rank 16 on the attention and FFN projections, radial3d mask in the forward
+#   full_sparse  every weight trained, radial3d mask in the forward
+#   lora_dense   LoRA rank 16, dense attention
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export PYTHONUNBUFFERED=1
+RUN=runs/lx
+MASK_ATTN="radial3d:decay=0.5,dense_steps=1,dense_layers=0"  # the engine's spec of the mask below
+SPARSE_SAMPLE="--bf16 --frames-only --mask radial3d --dense-steps 1"
+DENSE_SAMPLE="--bf16 --frames-only"
+
+variant_args() {
+  case "$1" in
+  lora_sparse) echo "--lora 16 --lr 5e-4 --attn-mask radial3d --adapter $RUN/lora_sparse/adapter.safetensors --adapter-attn $MASK_ATTN";;
+  full_sparse) echo "--lr 1e-4 --attn-mask radial3d";;
+  lora_dense) echo "--lora 16 --lr 5e-4 --adapter $RUN/lora_dense/adapter.safetensors";;
+  esac
+}
+
+train() {  # variant, steps (0: --bench 25)
+  local v=$1 n=$2 extra
+  if (( n == 0 )); then extra="--bench 15"; else extra="--steps $n --deadline ${DEADLINE:-0}"; fi
+  mkdir -p "$RUN/$v"
+  # shellcheck disable=SC2046
+  python3 tools/train/train.py --init models/digits-dit.h5 --t-cycle 64 --batch 16 --warmup 50 \
+    --ema 0.995 --slot-order left-first --val-frames 64 --val-every 250 --log-every 50 --ckpt-every 1e9 \
+    --run "$RUN/$v" --log "$RUN/$v/train_log.csv" --plot "$RUN/$v/loss.png" --export "$RUN/$v/final.h5" \
+    $(variant_args "$v") $extra
+}
+
+pipeline() {  # train seconds; the three variants share the GPU
+  local train_s=$1 v r n t0 pids=()
+  for v in lora_sparse full_sparse lora_dense; do
+    train "$v" 0 > "$RUN/bench_$v.txt" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  n=1000000
+  for v in lora_sparse full_sparse lora_dense; do
+    r=$(awk '/^BENCH/ {print $5}' "$RUN/bench_$v.txt")
+    [[ -n "$r" ]] || { echo "FAILED: no rate for $v"; tail -n 20 "$RUN/bench_$v.txt"; return 1; }
+    echo "bench $v (three at once): $r steps/s"
+    n=$(python3 -c "print(min($n, int($train_s * $r)))")
+  done
+  echo "steps per variant: $n"
+  t0=$(date +%s); pids=()
+  for v in lora_sparse full_sparse lora_dense; do
+    DEADLINE=$(( t0 + train_s * 3 / 2 )) train "$v" "$n" > "$RUN/$v/log.txt" 2>&1 &
+    pids+=($!)
+  done
+  for i in 0 1 2; do wait "${pids[$i]}"; done
+  for v in lora_sparse full_sparse lora_dense; do
+    echo "trained $v: $(grep -E '^step=' "$RUN/$v/log.txt" | tail -n 1 | cut -d' ' -f1-2); $(grep 'final EMA' "$RUN/$v/log.txt")"
+  done
+  echo "training wall $(( $(date +%s) - t0 )) s"
+}
+
+score_all() {
+  mkdir -p "$RUN/frames"
+  score orig_dense models/digits-dit.h5 "$DENSE_SAMPLE" &
+  score orig_sparse models/digits-dit.h5 "$SPARSE_SAMPLE" &
+  score lora_sparse "$RUN/lora_sparse/final.h5" "$SPARSE_SAMPLE" &
+  wait
+  score full_sparse "$RUN/full_sparse/final.h5" "$SPARSE_SAMPLE" &
+  score lora_dense "$RUN/lora_dense/final.h5" "$DENSE_SAMPLE" &
+  score lora_sparse_dense "$RUN/lora_sparse/final.h5" "$DENSE_SAMPLE" &
+  wait
+  echo "DONE"
+}
+
+score() {  # tag, model, sample.py arguments
+  local t0; t0=$(date +%s)
+  OUT="$RUN/frames_$1" MODEL="$2" FRAMES=64 TAG="$1" SAMPLE_ARGS="$3" bash tools/train/gpu_digit_probe.sh 6 > "$RUN/score_$1.txt" 2>&1
+  echo "scored $1: rc $? in $(( $(date +%s) - t0 )) s"
+  mv "$RUN/frames_$1/$1_cfg6_t64.h5" "$RUN/frames/" && mv "$RUN/frames_$1/real_t64.h5" "$RUN/frames/"
+}
+
+case "${1:-}" in
+train)
+  rm -rf "$RUN"; mkdir -p "$RUN"
+  pipeline "${2:-300}" 2>&1 | tee "$RUN/pipeline.txt"
+  if [[ -n "${OUT:-}" ]]; then
+    tar -czf "$OUT/lx_train.tar.gz" --exclude='ckpt.pt' --exclude=digits-dit.h5 "$RUN"
+    ls -la "$OUT"
+  fi
+  ;;
+score)
+  score_all 2>&1 | tee "$RUN/score.txt"
+  if [[ -n "${OUT:-}" ]] && grep -q DONE "$RUN/score.txt"; then
+    tar -czf "$OUT/lx_score_logs.tar.gz" "$RUN"/score*.txt
+    tar -cf "$OUT/lx_frames_orig.tar" -C "$RUN/frames" real_t64.h5 orig_dense_cfg6_t64.h5 orig_sparse_cfg6_t64.h5
+    tar -cf "$OUT/lx_frames_tuned.tar" -C "$RUN/frames" lora_sparse_cfg6_t64.h5 full_sparse_cfg6_t64.h5 \
+      lora_dense_cfg6_t64.h5 lora_sparse_dense_cfg6_t64.h5
+    ls -la "$OUT"
+  fi
+  ;;
+*) echo "usage: $0 train [TRAIN_SECONDS] | score"; exit 2;;
+esac
