@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "apps/commands.h"
+#include "core/numbers.h"
 #include "io/atomic_file.h"
 #include "io/video.h"
 #include "pipeline/options.h"
@@ -27,16 +28,9 @@ std::vector<int> parse_int_list(const std::string& text, const char* what) {
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) {
-    size_t pos = 0;
-    int v = 0;
-    try {
-      v = std::stoi(item, &pos);
-    } catch (const std::exception&) {
-      pos = 0;
-    }
-    if (item.empty() || pos != item.size())
-      throw UsageError(std::string(what) + " '" + text + "': '" + item + "' is not an integer");
-    out.push_back(v);
+    const auto v = parse_int(item);
+    if (!v) throw UsageError(std::string(what) + " '" + text + "': '" + item + "' is not an integer");
+    out.push_back(*v);
   }
   // getline yields no item after a trailing comma: refuse it as the empty item it is.
   if (!text.empty() && text.back() == ',')

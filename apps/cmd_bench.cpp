@@ -24,6 +24,7 @@
 #include "attention/kernel/block_map.h"
 #include "attention/kernel/kernel.h"
 #include "attention/mask/mask.h"
+#include "core/numbers.h"
 #include "dit/gemm.h"
 
 namespace ditgen::app::bench {
@@ -31,14 +32,7 @@ namespace ditgen::app::bench {
 std::vector<double> parse_densities(const std::string& text) {
   std::vector<double> densities;
   for (const std::string& t : split_list(text)) {
-    double x = 0;
-    try {
-      size_t used = 0;
-      x = std::stod(t, &used);
-      if (used != t.size()) x = -1;
-    } catch (const std::exception&) {
-      x = -1;
-    }
+    const double x = parse_finite(t).value_or(-1);
     if (!(x > 0 && x <= 1)) throw UsageError("bench attention: --density '" + t + "' is not a number in (0, 1]");
     densities.push_back(x);
   }

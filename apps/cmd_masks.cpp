@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "core/numbers.h"
 #include "attention/mask/mask.h"
 #include "attention/mask/reorder.h"
 #include "attention/sparse/sparse_backend.h"
@@ -44,7 +45,8 @@ void run_masks(const MasksArgs& a) {
   } else {
     const std::string spec = backend->spec();
     const size_t at = spec.find("block=");
-    const int block = at == std::string::npos ? 64 : std::stoi(spec.substr(at + 6));
+    // the canonical spec of the dense backend: "dense" or "dense:block=N", N checked when parsed
+    const int block = at == std::string::npos ? 64 : parse_int(spec.substr(at + 6)).value();
     maps.emplace_back("dense", attn::BlockMap::dense(layout.tokens(), block));
   }
   nlohmann::json j;

@@ -6,6 +6,8 @@
 #include <map>
 #include <stdexcept>
 
+#include "core/numbers.h"
+
 namespace ditgen {
 
 namespace {
@@ -25,17 +27,11 @@ std::pair<std::string, double> parse_lora_flag(const std::string& text) {
     return {text, 1.0};
   }
   const std::string path = text.substr(0, colon), value = text.substr(colon + 1);
-  size_t used = 0;
-  double scale = 0;
-  try {
-    scale = std::stod(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (path.empty() || used == 0 || used != value.size() || !std::isfinite(scale))
+  const auto scale = parse_finite(value);
+  if (path.empty() || !scale)
     throw std::invalid_argument("--lora '" + text + "': expected FILE or FILE:SCALE with a finite number for SCALE, "
                                 "got '" + value + "' after the last ':'");
-  return {path, scale};
+  return {path, *scale};
 }
 
 std::vector<std::pair<std::string, LinearWeights*>> named_linears(DiTWeights& w, const DiTConfig& cfg) {

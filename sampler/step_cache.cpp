@@ -16,24 +16,16 @@ namespace {
 constexpr int64_t kChunk = 16384;  // summation chunk: fixed, so sums do not depend on threads
 
 double parse_number(const std::string& text, const std::string& key, const std::string& value) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != value.size() || !std::isfinite(v))
-    throw std::invalid_argument("cache spec '" + text + "': " + key + " = '" + value + "' is not a number");
-  return v;
+  const auto v = parse_finite(value);
+  if (!v) throw std::invalid_argument("cache spec '" + text + "': " + key + " = '" + value + "' is not a number");
+  return *v;
 }
 
 int parse_count(const std::string& text, const std::string& key, const std::string& value) {
-  const double v = parse_number(text, key, value);
-  if (v != std::floor(v) || v < 0 || v > 1e6 || value.find_first_of(".eE") != std::string::npos)
-    throw std::invalid_argument("cache spec '" + text + "': " + key + " = '" + value +
-                                "' must be a whole number >= 0");
-  return int(v);
+  const auto v = parse_int(value);
+  if (!v || *v < 0)
+    throw std::invalid_argument("cache spec '" + text + "': " + key + " = '" + value + "' must be a whole number >= 0");
+  return *v;
 }
 
 }  // namespace
@@ -53,13 +45,10 @@ CacheSpec CacheSpec::parse(const std::string& text) {
       if (!(s.thresh > 0))
         throw std::invalid_argument("cache spec '" + text + "': thresh = " + value + " must be > 0");
     } else if (key == "warmup") {
-      if (value.find_first_of(".eE") != std::string::npos) {
-        s.warmup_fraction = parse_number(text, key, value);
-        s.warmup_count = -1;
-        if (!(s.warmup_fraction >= 0 && s.warmup_fraction <= 1))
-          throw std::invalid_argument("cache spec '" + text + "': warmup = " + value + ": a fraction must be in [0, 1]");
-      } else {
-        s.warmup_count = parse_count(text, key, value);
+      try {
+        s.warmup = StepCount::parse(value);
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument("cache spec '" + text + "': warmup = " + e.what());
       }
     } else if (key == "reuse") {
       if (value == "delta") {
@@ -84,24 +73,13 @@ CacheSpec CacheSpec::parse(const std::string& text) {
 std::string CacheSpec::str() const {
   if (kind == Kind::Off) return "off";
   std::ostringstream o;
-  o << "easy:thresh=" << thresh << ",warmup=";
-  if (warmup_count >= 0) {
-    o << warmup_count;
-  } else {
-    std::ostringstream f;
-    f << warmup_fraction;
-    std::string t = f.str();
-    if (t.find_first_of(".eE") == std::string::npos) t += ".0";  // read back as a fraction
-    o << t;
-  }
+  o << "easy:thresh=" << thresh << ",warmup=" << warmup.str();
   if (max_skip >= 0) o << ",max_skip=" << max_skip;
   o << ",reuse=" << (reuse == Reuse::Delta ? "delta" : reuse == Reuse::Output ? "output" : "extrapolate");
   return o.str();
 }
 
-int CacheSpec::warmup_steps(int steps) const {
-  return warmup_count >= 0 ? warmup_count : int(std::floor(warmup_fraction * steps + 1e-9));
-}
+int CacheSpec::warmup_steps(int steps) const { return warmup.of(steps); }
 
 double mean_abs_diff(const float* a, const float* b, int64_t n) {
   if (n <= 0) return 0;
@@ -140,9 +118,8 @@ bool StepCache::compute(const float* x, int step, int steps, bool pinned) {
   bool run = pinned || step < spec_.warmup_steps(steps) || step >= steps - 1 || computed_ < 2 || !std::isfinite(k_) ||
              (spec_.max_skip >= 0 && run_of_skips_ >= spec_.max_skip);
   if (!run) {
-    const double out_norm = mean_abs_diff(out_comp_.data(), nullptr, n_);
     const double input_change = mean_abs_diff(x, x_step_.data(), n_);
-    accumulated_ += out_norm > 0 ? k_ * input_change / out_norm : std::numeric_limits<double>::infinity();
+    accumulated_ += out_norm_ > 0 ? k_ * input_change / out_norm_ : std::numeric_limits<double>::infinity();
     run = !(accumulated_ < spec_.thresh);
   }
   std::copy_n(x, n_, x_step_.data());
@@ -169,6 +146,7 @@ void StepCache::store(const float* x, double sigma, const float* out) {
   sigma_comp_ = sigma;
   std::copy_n(x, n_, x_comp_.data());
   std::copy_n(out, out_comp_.size(), out_comp_.data());
+  out_norm_ = mean_abs_diff(out_comp_.data(), nullptr, n_);
 }
 
 void StepCache::reuse(const float* x, double sigma, float* out) const {

@@ -21,23 +21,24 @@
 #include <string>
 #include <vector>
 
+#include "core/numbers.h"
+
 namespace ditgen::sampler {
 
 struct CacheSpec {
   enum class Kind { Off, Easy };
   Kind kind = Kind::Off;
   double thresh = 0.05;        // easy: accumulated predicted change allowed between computed steps
-  int warmup_count = -1;       // steps always computed first: a count (>= 0) ...
-  double warmup_fraction = 0.2;  // ... or, when warmup_count < 0, floor(fraction * steps)
+  StepCount warmup{0, 0.2};     // steps always computed first: a count or a fraction of the run
   int max_skip = -1;           // consecutive skipped steps allowed (-1: no limit)
   // What a skipped step returns: x_t + Delta (EasyCache), the last computed output, or the
   // line through the last two computed outputs, in sigma, evaluated at the step's sigma.
   enum class Reuse { Delta, Output, Extrapolate };
   Reuse reuse = Reuse::Delta;
 
-  // "off", "easy", or "easy:key=value,..." with keys thresh (> 0), warmup (a count, or a fraction
-  // in [0, 1] written with a '.'), max_skip (>= 0), reuse (delta, output, extrapolate). Throws std::invalid_argument naming the bad
-  // part and what was expected.
+  // "off", "easy", or "easy:key=value,..." with keys thresh (> 0), warmup (a StepCount),
+  // max_skip (>= 0), reuse (delta, output, extrapolate). Throws std::invalid_argument naming the
+  // bad part and what was expected.
   static CacheSpec parse(const std::string& text);
   // Canonical text with every key spelled out ("off" or "easy:thresh=0.05,warmup=0.2,...").
   std::string str() const;
@@ -72,6 +73,7 @@ class StepCache {
   std::vector<float> x_comp_;    // (n): the input of the last computed step
   std::vector<float> x_step_;    // (n): the input of the previous step, computed or not
   double sigma_comp_ = 0, sigma_prev_ = 0;
+  double out_norm_ = 0;  // mean |out| of the last computed step's first block
   double k_;
   double accumulated_ = 0;
   int run_of_skips_ = 0, computed_ = 0;

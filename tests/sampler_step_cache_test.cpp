@@ -56,7 +56,7 @@ TEST(CacheSpec, ParsesEveryKeyAndRoundTrips) {
 TEST(CacheSpec, RefusesBadValuesNamingThem) {
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"tea", "'tea'"},           {"easy:thresh=0", "thresh = 0"},     {"easy:thresh=-1", "thresh = -1"},
-      {"easy:thresh=nan", "nan"}, {"easy:thresh=x", "'x'"},             {"easy:warmup=1.5", "warmup = 1.5"},
+      {"easy:thresh=nan", "nan"}, {"easy:thresh=x", "'x'"},             {"easy:warmup=1.5", "warmup = '1.5'"},
       {"easy:warmup=-2", "-2"},   {"easy:max_skip=1.5", "1.5"},         {"easy:reuse=both", "'both'"},
       {"easy:speed=2", "'speed'"}, {"easy:thresh=0.1,thresh=0.2", "twice"}, {"easy:thresh", "not key=value"},
       {"", "''"}};

@@ -140,5 +140,6 @@ TEST(SparseSpec, IsaKeyPicksTheKernelPath) {
   EXPECT_EQ(make_backend("dense:isa=avx512")->state_bytes(n, 2, heads, dh, 4), 0);
   EXPECT_EQ(make_backend("radial3d:isa=avx512bf16")->state_bytes(n, 2, heads, dh, 4), kv);
   EXPECT_EQ(make_backend("radial3d:isa=avx512bf16,refresh=2")->state_bytes(n, 2, heads, dh, 4),
-            kv + int64_t(3) * 2 * heads * n * dh * 4);  // plus the residuals of layers 1..3
+            kv + int64_t(3) * 2 * heads * n * dh * 4 + int64_t(2) * 2 * heads * n * 4);  // plus the residuals of
+                                                                                   // layers 1..3, two lse rows
 }

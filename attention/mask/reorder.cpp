@@ -4,6 +4,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/numbers.h"
+
 namespace ditgen::attn {
 
 std::string TileShape::str() const {
@@ -15,16 +17,10 @@ TileShape parse_tile(const std::string& text) {
   std::stringstream s(text);
   std::string part;
   while (std::getline(s, part, 'x')) {
-    size_t used = 0;
-    int x = 0;
-    try {
-      x = std::stoi(part, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
+    const int x = parse_int(part).value_or(0);
     // At most 1024 per axis, so that TileShape::volume() fits an int (tests/fuzz/fuzz_attn_spec
     // found tile=404884943x22x2 overflowing it).
-    if (used != part.size() || part.empty() || x < 1 || x > 1024)
+    if (x < 1 || x > 1024)
       throw std::invalid_argument("'" + text + "' is not a size TxHxW of integers in 1..1024");
     v.push_back(x);
   }

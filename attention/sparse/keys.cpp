@@ -4,6 +4,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/numbers.h"
+
 namespace ditgen::attn {
 
 const std::string* KeySet::given(const std::string& key) {
@@ -39,14 +41,9 @@ int KeySet::integer(const std::string& key, int def, int lo, int hi) {
   const std::string* g = given(key);
   int v = def;
   if (g) {
-    size_t used = 0;
-    try {
-      v = std::stoi(*g, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != g->size() || v < lo || v > hi)
-      bad(key, *g, "is not an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+    const auto n = parse_int(*g);
+    if (!n || *n < lo || *n > hi) bad(key, *g, "is not an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+    v = *n;
   }
   resolved_.emplace_back(key, std::to_string(v));
   return v;
@@ -56,13 +53,9 @@ double KeySet::real(const std::string& key, double def, double lo, double hi) {
   const std::string* g = given(key);
   double v = def;
   if (g) {
-    size_t used = 0;
-    try {
-      v = std::stod(*g, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != g->size() || !(v >= lo && v <= hi)) {
+    const auto x = parse_finite(*g);
+    v = x.value_or(lo - 1);
+    if (!x || !(v >= lo && v <= hi)) {
       std::ostringstream r;
       r << "is not a number in [" << lo << ", " << hi << "]";
       bad(key, *g, r.str());

@@ -1,8 +1,6 @@
 #include "attention/sparse/schedule.h"
 
 #include <algorithm>
-#include <cmath>
-#include <sstream>
 #include <stdexcept>
 
 namespace ditgen::attn {
@@ -15,50 +13,17 @@ DenseSchedule DenseSchedule::parse(const std::string& text, int dense_layers) {
     s.kind = Kind::Auto;
     return s;
   }
-  size_t used = 0;
-  const bool fractional = text.find_first_of(".eE") != std::string::npos;
   try {
-    if (fractional) {
-      s.fraction = std::stod(text, &used);
-      s.kind = Kind::Fraction;
-    } else {
-      s.count = std::stoi(text, &used);
-      s.kind = Kind::Count;
-    }
-  } catch (const std::exception&) {
-    used = 0;
+    s.steps = StepCount::parse(text);
+  } catch (const std::invalid_argument&) {
+    throw std::invalid_argument("dense_steps = '" + text + "' is not a step count >= 0, a fraction in [0, 1] like 0.25, or auto");
   }
-  if (used == 0 || used != text.size())
-    throw std::invalid_argument("dense_steps = '" + text + "' is not a step count, a fraction like 0.25, or auto");
-  if (fractional && !(s.fraction >= 0 && s.fraction <= 1))
-    throw std::invalid_argument("dense_steps = '" + text + "': a fraction must be in [0, 1]");
-  if (!fractional && s.count < 0) throw std::invalid_argument("dense_steps = '" + text + "' must be >= 0");
   return s;
 }
 
-std::string DenseSchedule::steps_str() const {
-  switch (kind) {
-    case Kind::Auto: return "auto";
-    case Kind::Count: return std::to_string(count);
-    case Kind::Fraction: {
-      std::ostringstream o;
-      o << fraction;
-      std::string t = o.str();
-      if (t.find_first_of(".eE") == std::string::npos) t += ".0";  // keep it a fraction when read back
-      return t;
-    }
-  }
-  return "?";
-}
+std::string DenseSchedule::steps_str() const { return kind == Kind::Auto ? "auto" : steps.str(); }
 
-int DenseSchedule::fixed_dense_steps(int num_steps) const {
-  switch (kind) {
-    case Kind::Count: return count;
-    case Kind::Fraction: return int(std::floor(fraction * num_steps + 1e-9));
-    case Kind::Auto: return 0;
-  }
-  return 0;
-}
+int DenseSchedule::fixed_dense_steps(int num_steps) const { return kind == Kind::Auto ? 0 : steps.of(num_steps); }
 
 bool DenseSchedule::anchor_step(int step, int num_steps) const {
   if (refresh <= 0 || kind == Kind::Auto) return false;

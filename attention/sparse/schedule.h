@@ -13,13 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "core/numbers.h"
+
 namespace ditgen::attn {
 
 struct DenseSchedule {
-  enum class Kind { Count, Fraction, Auto };
-  Kind kind = Kind::Count;
-  int count = 0;
-  double fraction = 0;
+  enum class Kind { Fixed, Auto };
+  Kind kind = Kind::Fixed;
+  StepCount steps;  // Fixed: a count or a fraction of the run
   int dense_layers = 0;
   double auto_tol = 0.05;  // relative L2 error of the sampled rows
   int auto_rows = 64;      // query rows sampled per estimate
@@ -28,7 +29,7 @@ struct DenseSchedule {
   // Throws std::invalid_argument naming the bad value.
   static DenseSchedule parse(const std::string& dense_steps, int dense_layers);
   std::string steps_str() const;  // canonical dense_steps text
-  // Steps run dense under Count / Fraction for a run of num_steps (Auto: 0).
+  // Steps run dense under a fixed schedule for a run of num_steps (Auto: 0).
   int fixed_dense_steps(int num_steps) const;
   bool layer_dense(int layer) const { return layer < dense_layers; }
   // With refresh > 0: whether `step` is an anchor step (dense and sparse, residual stored).

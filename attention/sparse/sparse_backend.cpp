@@ -124,20 +124,22 @@ double SparseBackend::one_walk_anchor(const AttentionInputs& in, float* out, std
 bool SparseBackend::plan_costs_dense(const TokenLayout& layout, int num_steps) {
   const DenseSchedule& s = common_.schedule;
   if (!common_.fallback_dense || !is_static() || s.kind == DenseSchedule::Kind::Auto) return false;
-  if (plan_.tokens == layout.tokens() && plan_.num_steps == num_steps) return plan_.dense;
-  const double rest = complement_map(layout).pair_density();
-  const BlockMap& m = static_map(layout);
-  const double d = m.pair_density();  // partial blocks count whole: the kernel pays for them
-  const bool keeps_all = m.partial_cols.empty() && d >= 1.0;  // an anchor then runs dense alone
+  const std::array<int, 3> grid{layout.frames(), layout.height(), layout.width()};
+  if (plan_.grid == grid && plan_.num_steps == num_steps) return plan_.dense;
+  const double d = static_map(layout).pair_density();  // partial blocks count whole: the kernel pays for them
   double cost = 0;
   for (int step = 0; step < num_steps; ++step) {
     if (s.anchor_step(step, num_steps)) {
-      cost += keeps_all ? 1.0 : d + rest;  // one walk: the map's blocks and the rest
+      // One walk: the map's blocks and the rest; a map that keeps every pair runs dense alone.
+      // The complement is built here only when the run has an anchor.
+      const BlockMap& m = static_map(layout);
+      const bool keeps_all = m.partial_cols.empty() && d >= 1.0;
+      cost += keeps_all ? 1.0 : d + complement_map(layout).pair_density();
     } else {
       cost += step < s.fixed_dense_steps(num_steps) ? 1.0 : d;
     }
   }
-  plan_ = Plan{layout.tokens(), num_steps, cost, cost >= num_steps};
+  plan_ = Plan{grid, num_steps, cost, cost >= num_steps};
   return plan_.dense;
 }
 
@@ -146,7 +148,9 @@ int64_t SparseBackend::state_bytes(int64_t tokens, int batch, int heads, int hea
   const int64_t kernel = kernel_state_bytes(kernel_.options(), common_.block, batch * heads, tokens, head_dim);
   if (s.refresh <= 0) return kernel;
   const int64_t layers = std::max(0, num_layers - s.dense_layers);
-  return kernel + layers * int64_t(batch) * heads * tokens * head_dim * int64_t(sizeof(float));
+  const int64_t rows = int64_t(batch) * heads * tokens;
+  // the residual of every sparse layer, and the two log-sum-exp rows of a one-walk anchor
+  return kernel + layers * rows * head_dim * int64_t(sizeof(float)) + 2 * rows * int64_t(sizeof(float));
 }
 
 std::string SparseBackend::report_json() const {

@@ -4,6 +4,7 @@
 // estimates the switch of dense_steps=auto on sampled rows (probe.cpp) and keeps the run's
 // accounting (accounting.h). A method supplies its map (static methods) or its whole sparse pass
 // (dynamic methods); its keys are read through keys.h.
+#include <array>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -79,7 +80,7 @@ class SparseBackend : public AttentionBackend {
   std::vector<float> lse_;  // (2, B*NH, N): the two parts of a one-walk anchor
   Accounting accounting_;
   struct Plan {
-    int64_t tokens = -1;
+    std::array<int, 3> grid{-1, -1, -1};  // (Tp, Hp, Wp) the plan was made for
     int num_steps = -1;
     double cost = 0;  // blocks computed over the run, in dense steps
     bool dense = false;

@@ -6,8 +6,9 @@
 # left it (carried back when the machine is a fresh one).
 #   bash tools/train/gpu_length_extension.sh train [TRAIN_SECONDS]   the three variants at once on
 #        the GPU: their rates (train.py --bench), N = TRAIN_SECONDS at the slowest rate, N steps
-#        each (stopped at 1.5 TRAIN_SECONDS at the latest); $OUT/lx_train.tar.gz holds runs/lx
-#        (logs, merged models, adapters)
+#        each (stopped 60 s after TRAIN_SECONDS at the latest); $OUT/lx_train.tar.gz holds runs/lx
+#        (logs, adapters), $OUT/full_sparse.h5 the fully fine-tuned model
+#   bash tools/train/gpu_length_extension.sh all [TRAIN_SECONDS]     train, then score
 #   bash tools/train/gpu_length_extension.sh score   50 videos of 64 frames from the original
 #        model and each variant; $OUT/lx_frames_*.tar, scored on the CPU by
 #        `python3 bench/digit_quality.py --h5 ...`
@@ -59,7 +60,7 @@ pipeline() {  # train seconds; the three variants share the GPU
   echo "steps per variant: $n"
   t0=$(date +%s); pids=()
   for v in lora_sparse full_sparse lora_dense; do
-    DEADLINE=$(( t0 + train_s * 3 / 2 )) train "$v" "$n" > "$RUN/$v/log.txt" 2>&1 &
+    DEADLINE=$(( t0 + train_s + 60 )) train "$v" "$n" > "$RUN/$v/log.txt" 2>&1 &
     pids+=($!)
   done
   for i in 0 1 2; do wait "${pids[$i]}"; done
@@ -73,11 +74,11 @@ score_all() {
   mkdir -p "$RUN/frames"
   score orig_dense models/digits-dit.h5 "$DENSE_SAMPLE" &
   score orig_sparse models/digits-dit.h5 "$SPARSE_SAMPLE" &
-  score lora_sparse "$RUN/lora_sparse/final.h5" "$SPARSE_SAMPLE" &
+  score lora_sparse models/digits-dit.h5 "$SPARSE_SAMPLE --adapter $RUN/lora_sparse/adapter.safetensors" &
   wait
   score full_sparse "$RUN/full_sparse/final.h5" "$SPARSE_SAMPLE" &
-  score lora_dense "$RUN/lora_dense/final.h5" "$DENSE_SAMPLE" &
-  score lora_sparse_dense "$RUN/lora_sparse/final.h5" "$DENSE_SAMPLE" &
+  score lora_dense models/digits-dit.h5 "$DENSE_SAMPLE --adapter $RUN/lora_dense/adapter.safetensors" &
+  score lora_sparse_dense models/digits-dit.h5 "$DENSE_SAMPLE --adapter $RUN/lora_sparse/adapter.safetensors" &
   wait
   echo "DONE"
 }
@@ -94,10 +95,14 @@ train)
   rm -rf "$RUN"; mkdir -p "$RUN"
   pipeline "${2:-300}" 2>&1 | tee "$RUN/pipeline.txt"
   if [[ -n "${OUT:-}" ]]; then
-    tar -czf "$OUT/lx_train.tar.gz" --exclude='ckpt.pt' --exclude=digits-dit.h5 "$RUN"
+    tar -czf "$OUT/lx_train.tar.gz" --exclude='ckpt.pt' --exclude='*.h5' "$RUN"
+    cp "$RUN/full_sparse/final.h5" "$OUT/full_sparse.h5"
     ls -la "$OUT"
   fi
   ;;
+all)
+  bash "$0" train "${2:-240}"
+  ;&
 score)
   score_all 2>&1 | tee "$RUN/score.txt"
   if [[ -n "${OUT:-}" ]] && grep -q DONE "$RUN/score.txt"; then
@@ -108,5 +113,5 @@ score)
     ls -la "$OUT"
   fi
   ;;
-*) echo "usage: $0 train [TRAIN_SECONDS] | score"; exit 2;;
+*) echo "usage: $0 train [TRAIN_SECONDS] | score | all [TRAIN_SECONDS]"; exit 2;;
 esac

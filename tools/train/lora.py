@@ -91,3 +91,21 @@ def save_adapter(model, path, metadata):
     from safetensors.torch import save_file
     t = {k: (v if k.endswith(".alpha") else v.half()) for k, v in adapter_tensors(model).items()}
     save_file(t, path, metadata={k: str(v) for k, v in metadata.items()})
+
+
+def merge_adapter_file(model, path, scale=1.0):
+    """Folds a PEFT-layout adapter file (as save_adapter writes) into the plain `model` in place:
+    W += scale (alpha / rank) B A, in float32. Every module must exist in the model."""
+    from safetensors.torch import load_file
+    t = load_file(path)
+    modules = sorted({k[: -len(".lora_A.weight")] for k in t if k.endswith(".lora_A.weight")})
+    if not modules:
+        raise ValueError(f"{path}: no lora_A tensors")
+    with torch.no_grad():
+        for n in modules:
+            A, B = t[f"{n}.lora_A.weight"].float(), t[f"{n}.lora_B.weight"].float()
+            alpha = float(t[f"{n}.alpha"].item()) if f"{n}.alpha" in t else float(A.shape[0])
+            lin = model.get_submodule(n)
+            delta = scale * alpha / A.shape[0] * (B @ A)
+            lin.weight.copy_((lin.weight.float() + delta.to(lin.weight.device)).to(lin.weight.dtype))
+    return modules

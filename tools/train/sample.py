@@ -190,6 +190,7 @@ def main():
     ap.add_argument("--png", default="", help="contact sheet, one video a row")
     ap.add_argument("--h5", default="", help="uint8 frames (K,T,H,W,C), float output, labels (K,2), seeds (K)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--adapter", default="", help="a LoRA file (tools/train/lora.py) merged into the model")
     ap.add_argument("--mask", default="", help="self-attention under this mask of tools/train/locality.py")
     ap.add_argument("--dense-steps", type=int, default=0, help="with --mask: the first steps run dense")
     ap.add_argument("--bf16", action="store_true",
@@ -204,6 +205,9 @@ def main():
         torch.backends.cudnn.allow_tf32 = False
     from export import load_model
     model = load_model(a.model, a.device)
+    if a.adapter:
+        import lora
+        lora.merge_adapter_file(model, a.adapter)
     H = a.height or model.cfg.frame_height
     W = a.width or model.cfg.frame_width
     if a.dense_steps < 0 or (a.dense_steps and not a.mask):
