@@ -7,6 +7,7 @@
 #include "attention/spec.h"
 #include "io/atomic_file.h"
 #include "io/video.h"
+#include "pipeline/family.h"
 #include "pipeline/wan.h"
 
 namespace ditgen::app {
@@ -14,7 +15,7 @@ namespace {
 
 struct GenerateArgs {
   GenerationFlags gen;
-  std::string attn = kDefaultGenerateAttn;
+  std::string attn;  // empty: the adapters' attention, else kDefaultGenerateAttn
   std::string cache = kDefaultGenerateCache;
   std::string out, frames_dir, sheet, json, latents_out;
   double fps = 8;
@@ -41,7 +42,13 @@ void run_generate(const GenerateArgs& a) {
   try {
     kopt.isa = attn::parse_isa(a.gen.isa);
     attn::resolve_isa(kopt.isa);  // refuse a path this CPU cannot run before any work
-    backend = attn::make_backend(a.attn, kopt);
+    std::string attn = a.attn;
+    if (attn.empty()) {
+      const auto trained = pipeline::adapters_attention(a.gen.load_options().loras);
+      attn = trained.value_or(kDefaultGenerateAttn);
+      if (trained) std::cerr << "attention " << attn << ": the adapter's (give --attn to choose another)\n";
+    }
+    backend = attn::make_backend(attn, kopt);
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
@@ -124,8 +131,10 @@ void run_generate(const GenerateArgs& a) {
 const Registrar reg("generate", "Generate a video (or an image with --frames 1) from a weight file", [](CLI::App& sub) {
   auto a = std::make_shared<GenerateArgs>();
   a->gen.add(sub);
-  sub.add_option("--attn", a->attn, "Attention method spec NAME[:key=value,...] (see docs/attention.md); 'dense' for exact attention")
-      ->capture_default_str();
+  sub.add_option("--attn", a->attn,
+                 "Attention method spec NAME[:key=value,...] (see docs/attention.md); 'dense' for exact attention "
+                 "(default: the attention a --lora adapter was trained for, if one names it; else " +
+                     std::string(kDefaultGenerateAttn) + ")");
   sub.add_option("--cache", a->cache,
                  "Step caching: easy[:thresh=X,warmup=N|F,max_skip=N,reuse=delta|output|extrapolate] reuses the "
                  "model's last output on steps predicted to change little (docs/caching.md); 'off' runs every step")

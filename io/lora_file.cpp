@@ -125,4 +125,11 @@ LoraAdapter read_lora(const std::string& path, double scale, const std::vector<s
   return a;
 }
 
+std::optional<std::string> lora_attention(const std::string& path) {
+  const SafetensorsFile f = SafetensorsFile::open(path);
+  const auto it = f.metadata().find("ditgen.attention");
+  if (it == f.metadata().end()) return std::nullopt;
+  return it->second;
+}
+
 }  // namespace ditgen::io

@@ -7,6 +7,7 @@
 // MODULE in Wan2.1's release spelling (blocks.0.self_attn.q) or diffusers' (blocks.0.attn1.to_q),
 // after any of the prefixes diffusion_model., model.diffusion_model., base_model.model.,
 // transformer., model., lora_unet_, lora_transformer_. F32, BF16 and F16 tensors are read.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,5 +20,9 @@ namespace ditgen::io {
 // none of `modules`, a down without its up (or the reverse), ranks or shapes that disagree, an
 // alpha that is not one finite value, an adapter with no layer.
 LoraAdapter read_lora(const std::string& path, double scale, const std::vector<std::string>& modules);
+
+// The attention spec an adapter was trained for: its metadata key "ditgen.attention" (written by
+// tools/train/train.py --adapter-attn), or none. Throws std::runtime_error for an unreadable file.
+std::optional<std::string> lora_attention(const std::string& path);
 
 }  // namespace ditgen::io

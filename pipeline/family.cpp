@@ -42,6 +42,22 @@ Model assemble_model(const DiTConfig& cfg, DiTWeights w) {
   return m;
 }
 
+std::optional<std::string> adapters_attention(const std::vector<std::pair<std::string, double>>& loras) {
+  std::optional<std::string> spec;
+  std::string from;
+  for (const auto& [path, scale] : loras) {
+    if (scale == 0) continue;  // merged as nothing: it does not choose the attention either
+    const std::optional<std::string> a = io::lora_attention(path);
+    if (!a) continue;
+    if (spec && *spec != *a)
+      throw std::invalid_argument("adapters '" + from + "' and '" + path + "' were trained for different attention ('" +
+                                  *spec + "', '" + *a + "'): choose one with --attn");
+    spec = a;
+    from = path;
+  }
+  return spec;
+}
+
 void apply_loras(DiTWeights& w, const DiTConfig& cfg, const std::vector<std::pair<std::string, double>>& loras) {
   if (loras.empty()) return;
   std::vector<std::string> modules;

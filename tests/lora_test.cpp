@@ -5,6 +5,9 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -167,11 +170,12 @@ class LoraFiles : public ::testing::Test {
     std::vector<float> v;
     std::vector<int64_t> shape;
   };
-  std::string write(const std::string& file, const std::vector<T>& ts, DType dtype = DType::F32) {
+  std::string write(const std::string& file, const std::vector<T>& ts, DType dtype = DType::F32,
+                    const std::map<std::string, std::string>& metadata = {}) {
     const std::string path = (dir.path / file).string();
     std::vector<io::SafetensorsWriteTensor> out;
     for (const T& t : ts) out.push_back({t.name, dtype, t.shape, t.v.data(), nullptr});
-    io::write_safetensors(path, out);
+    io::write_safetensors(path, out, metadata);
     return path;
   }
 };
@@ -283,6 +287,41 @@ TEST_F(LoraFiles, CommandLineMergesAtLoad) {
                                     ":x --latents-out " + (dir.path / "x.safetensors").string());
   EXPECT_EQ(bad.status, 2) << bad.output;
   EXPECT_NE(bad.output.find("FILE:SCALE"), std::string::npos) << bad.output;
+}
+
+// An adapter trained for a sparse attention says so in its metadata ("ditgen.attention"):
+// generate runs it when no --attn is given, an explicit --attn wins, adapters that disagree are
+// refused, and one merged at scale 0 chooses nothing.
+TEST_F(LoraFiles, TheAdaptersAttentionIsGeneratesDefault) {
+  const DiTConfig tiny = pipeline::tiny_config();
+  const LoraLayer l = layer("blocks.0.self_attn.o", tiny.dim, tiny.dim, 2, 2.0, 21);
+  const std::vector<T> tensors = {{"blocks.0.self_attn.o.lora_A.weight", l.down, {l.rank, l.in}},
+                                  {"blocks.0.self_attn.o.lora_B.weight", l.up, {l.out, l.rank}}};
+  const std::string trained = "radial3d:decay=0.5,dense_steps=1,dense_layers=0";
+  const std::string a = write("a.safetensors", tensors, DType::F32, {{"ditgen.attention", trained}});
+  const std::string b = write("b.safetensors", tensors, DType::F32, {{"ditgen.attention", "dense"}});
+  const std::string plain = write("p.safetensors", tensors);
+  int k = 0;
+  auto attn_of = [&](const std::string& extra) {
+    const std::string json = (dir.path / ("r" + std::to_string(k++) + ".json")).string();
+    const auto r = test::run_ditgen("generate --model builtin:tiny --frames 2 --steps 2 --threads 1 --cache off --latents-out " +
+                                    (dir.path / ("l" + std::to_string(k) + ".safetensors")).string() + " --json " + json + extra);
+    EXPECT_EQ(r.status, 0) << r.output;
+    std::ifstream f(json);
+    return nlohmann::json::parse(f).at("attn").get<std::string>();
+  };
+  const std::string from_adapter = attn_of(" --lora " + a);
+  EXPECT_EQ(from_adapter.rfind("radial3d:", 0), 0u) << from_adapter;
+  EXPECT_NE(from_adapter.find("dense_steps=1"), std::string::npos) << from_adapter;
+  EXPECT_NE(from_adapter.find("dense_layers=0"), std::string::npos) << from_adapter;
+  EXPECT_EQ(attn_of(" --lora " + a + " --attn dense").rfind("dense:", 0), 0u);
+  EXPECT_EQ(attn_of(" --lora " + b + " --lora " + a + ":0").rfind("dense:", 0), 0u);
+  const std::string untrained = attn_of(" --lora " + plain);
+  EXPECT_NE(untrained.find("refresh=4"), std::string::npos) << untrained;  // generate's own default
+  const auto clash = test::run_ditgen("generate --model builtin:tiny --frames 2 --steps 2 --lora " + a + " --lora " + b +
+                                      " --latents-out " + (dir.path / "x.safetensors").string());
+  EXPECT_EQ(clash.status, 2) << clash.output;
+  EXPECT_NE(clash.output.find("different attention"), std::string::npos) << clash.output;
 }
 
 }  // namespace
