@@ -1,6 +1,7 @@
 // ditgen generate: one video (or image) from a weight file.
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "apps/cli_common.h"
 #include "apps/commands.h"
@@ -15,7 +16,7 @@ namespace {
 
 struct GenerateArgs {
   GenerationFlags gen;
-  std::string attn;  // empty: the adapters' attention, else kDefaultGenerateAttn
+  std::optional<std::string> attn;  // unset: the adapters' attention, else kDefaultGenerateAttn
   std::string cache = kDefaultGenerateCache;
   std::string out, frames_dir, sheet, json, latents_out;
   double fps = 8;
@@ -42,8 +43,10 @@ void run_generate(const GenerateArgs& a) {
   try {
     kopt.isa = attn::parse_isa(a.gen.isa);
     attn::resolve_isa(kopt.isa);  // refuse a path this CPU cannot run before any work
-    std::string attn = a.attn;
-    if (attn.empty()) {
+    std::string attn;
+    if (a.attn) {
+      attn = *a.attn;
+    } else {
       const auto trained = pipeline::adapters_attention(a.gen.load_options().loras);
       attn = trained.value_or(kDefaultGenerateAttn);
       if (trained) std::cerr << "attention " << attn << ": the adapter's (give --attn to choose another)\n";

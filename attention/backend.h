@@ -37,6 +37,8 @@ struct AttendReport {
   const BlockMap* map = nullptr;  // the pairs attended; nullptr: every pair
   // Per head (cyclically), the map position of each engine position; empty: the engine's order.
   std::vector<std::vector<int32_t>> kernel_pos;
+  // The same for keys where they are ordered apart from the queries (svg2); empty: kernel_pos.
+  std::vector<std::vector<int32_t>> kernel_pos_kv;
   // Whether pair (query q, key k) of head `head` (0..B*NH-1) was attended, positions in the
   // engine's layout order. Used to measure attention recall.
   bool allows(int head, int64_t q, int64_t k) const;

@@ -46,6 +46,9 @@ SPECS = {
         "topp:p=0.9",
         "topp:p=0.7",
         "topp:p=0.5",
+        "svg2",
+        "svg2:qc=64,kc=256",
+        "svg2:qc=64,kc=256,p=0.95",
         "radial3d:decay=0.5,dense_steps=0.4,refresh=4",
     ],
 }
@@ -56,6 +59,7 @@ SPECS["short"] = [
     "window:window=3x3x3,tile=4x4x4",
     "svg:density=0.2,block=64",
     "topp:p=0.9",
+    "svg2:qc=64,kc=256",
 ]
 
 # PAROAttention needs a calibration file per length and mass: one dense run of its own (a seed and

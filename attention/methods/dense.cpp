@@ -8,7 +8,9 @@ bool AttendReport::allows(int head, int64_t q, int64_t k) const {
   if (map == nullptr) return true;
   if (!kernel_pos.empty()) {
     const std::vector<int32_t>& pos = kernel_pos[size_t(head) % kernel_pos.size()];
-    if (!pos.empty()) q = pos[size_t(q)], k = pos[size_t(k)];
+    const std::vector<int32_t>& kpos = kernel_pos_kv.empty() ? pos : kernel_pos_kv[size_t(head) % kernel_pos_kv.size()];
+    if (!pos.empty()) q = pos[size_t(q)];
+    if (!kpos.empty()) k = kpos[size_t(k)];
   }
   return map->allows(map->map_of_head(head), q, k);
 }

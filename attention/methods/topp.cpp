@@ -94,23 +94,18 @@ class ToppBackend : public SparseBackend {
     AttendReport r;
     r.density = map_.pair_density();
     r.map = &map_;
-    density_sum_ += r.density;
-    ++sparse_calls_;
     return r;
   }
 
   void report(nlohmann::json& j) const override {
     j["p"] = p_;
     j["sink"] = sink_;
-    j["mean_sparse_density"] = sparse_calls_ ? density_sum_ / double(sparse_calls_) : 1.0;
   }
 
  private:
   double p_;
   bool sink_;
   BlockMap map_;
-  double density_sum_ = 0;
-  int64_t sparse_calls_ = 0;
 };
 
 }  // namespace

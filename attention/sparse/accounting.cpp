@@ -10,6 +10,7 @@ void Accounting::record(int layer, int num_layers, double density, bool dense, d
   dense_calls_ += dense;
   sparse_pairs_ += density;
   all_pairs_ += 1.0;
+  if (!dense) sparse_only_ += density;
   seconds_ += seconds;
 }
 
@@ -17,6 +18,7 @@ void Accounting::to_json(nlohmann::json& j) const {
   j["calls"] = calls_;
   j["dense_calls"] = dense_calls_;
   j["mean_pair_density"] = all_pairs_ > 0 ? sparse_pairs_ / all_pairs_ : 1.0;
+  j["mean_sparse_density"] = calls_ > dense_calls_ ? sparse_only_ / double(calls_ - dense_calls_) : 1.0;
   j["last_density"] = last_density_;
   j["layer_density"] = layer_density_;
   j["attention_seconds"] = seconds_;

@@ -1,6 +1,6 @@
 #pragma once
-// What a sparse backend computed over a run, for report_json(): calls, dense calls, mean and
-// per-layer pair density, time in attend().
+// What a sparse backend computed over a run, for report_json(): calls, dense calls, mean pair
+// density (over all calls and over the sparse ones), per-layer density, time in attend().
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -16,6 +16,7 @@ class Accounting {
  private:
   int64_t calls_ = 0, dense_calls_ = 0;
   double sparse_pairs_ = 0, all_pairs_ = 0;  // weighted by heads, over all calls
+  double sparse_only_ = 0;                   // density summed over the calls not run dense
   double last_density_ = 1.0;
   std::vector<double> layer_density_;  // last density per layer
   double seconds_ = 0;

@@ -9,6 +9,8 @@
 #        each (stopped 60 s after TRAIN_SECONDS at the latest); $OUT/lx_train.tar.gz holds runs/lx
 #        (logs, adapters), $OUT/full_sparse.h5 the fully fine-tuned model
 #   bash tools/train/gpu_length_extension.sh all [TRAIN_SECONDS]     train, then score
+#   bash tools/train/gpu_length_extension.sh quick [TRAIN_SECONDS]   the LoRA variant alone, then its
+#        score and the untuned model's under the same mask
 #   bash tools/train/gpu_length_extension.sh score   50 videos of 64 frames from the original
 #        model and each variant; $OUT/lx_frames_*.tar, scored on the CPU by
 #        `python3 bench/digit_quality.py --h5 ...`
@@ -100,6 +102,20 @@ train)
     ls -la "$OUT"
   fi
   ;;
+quick)  # when little GPU time is left: the LoRA variant alone for TRAIN_SECONDS, scored sparse
+  rm -rf "$RUN"; mkdir -p "$RUN/frames" "$RUN/lora_sparse"
+  # shellcheck disable=SC2046
+  python3 tools/train/train.py --init models/digits-dit.h5 --t-cycle 64 --batch 16 --warmup 20 \
+    --ema 0.995 --slot-order left-first --val-frames 64 --val-every 1000000 --log-every 25 --ckpt-every 1e9 \
+    --run "$RUN/lora_sparse" --log "$RUN/lora_sparse/train_log.csv" --plot "$RUN/lora_sparse/loss.png" \
+    --export "$RUN/lora_sparse/final.h5" $(variant_args lora_sparse) \
+    --steps 0 --deadline $(( $(date +%s) + ${2:-120} )) 2>&1 | tee "$RUN/lora_sparse/log.txt" | grep -E "AUTO|final|LoRA|step=.*00 "
+  [[ -n "${OUT:-}" ]] && cp "$RUN/lora_sparse/adapter.safetensors" "$RUN/lora_sparse/train_log.csv" "$OUT/"
+  score lora_sparse models/digits-dit.h5 "$SPARSE_SAMPLE --adapter $RUN/lora_sparse/adapter.safetensors" &
+  score orig_sparse models/digits-dit.h5 "$SPARSE_SAMPLE" &
+  wait
+  [[ -n "${OUT:-}" ]] && tar -cf "$OUT/lx_quick_frames.tar" -C "$RUN/frames" . && ls -la "$OUT"
+  ;;
 all)
   bash "$0" train "${2:-240}"
   ;&
@@ -113,5 +129,5 @@ score)
     ls -la "$OUT"
   fi
   ;;
-*) echo "usage: $0 train [TRAIN_SECONDS] | score | all [TRAIN_SECONDS]"; exit 2;;
+*) echo "usage: $0 train [TRAIN_SECONDS] | score | all [TRAIN_SECONDS] | quick [TRAIN_SECONDS]"; exit 2;;
 esac
