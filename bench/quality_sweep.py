@@ -70,6 +70,10 @@ SPECS["pick"] = SPECS["short"] + ["radial3d:decay=0.5,dense_steps=0.5", "radial3
 PARO_MASSES = {"full": [0.95, 0.9, 0.8], "short": [0.9], "pick": [0.9]}
 CALIB_CASE = (99, "2,5")
 CALIB_STEPS = 6
+# STA's window search (`ditgen calibrate --method sta`): per step, layer and head the least-error
+# window among every window covering this share of the grid's 4x4x4 tiles (the shipped model's
+# 64x64 frames: 16 x 16 tokens a frame), then `window:calib=FILE` in the sweep.
+STA_SHARES = {"full": [0.25, 0.125], "short": [0.25], "pick": [0.25]}
 
 # Issue 6's targets per length: (end-to-end speedup, PSNR dB), drawn on the Pareto plot.
 TARGETS = {16: (1.8, 30.0), 64: (4.0, 28.0)}
@@ -81,7 +85,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def method_of(spec):
-    return spec.split(":")[0]
+    return "window (STA search)" if "sta_volume=" in spec else spec.split(":")[0]
 
 
 def tag_of(args):
@@ -102,10 +106,29 @@ def calibrate_paro(args, frames, mass):
     return f"paro:calib={path}"
 
 
+def calibrate_sta(args, frames, share):
+    """Writes (once) an STA window-search file for this length and share of the tiles; returns
+    its spec."""
+    volume = round(share * ((frames + 3) // 4) * 16)
+    path = os.path.join(args.out_dir, f"sta_f{frames}_v{volume}.json")
+    if not os.path.exists(path):
+        seed, labels = CALIB_CASE
+        cmd = [args.ditgen, "calibrate", "--method", "sta", "--model", args.model, "--frames", str(frames),
+               "--seed", str(seed), "--labels", labels, "--steps", str(CALIB_STEPS), "--threads", str(args.threads),
+               "--volume", str(volume), "--out", path]
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    return f"window:calib={path}"
+
+
 def method_label(spec):
-    """The spec as shown in tables: a PARO calibration file by its mass, not its path."""
+    """The spec as shown in tables: a calibration file by its mass (PARO) or window volume (STA),
+    not its path."""
     m = re.search(r"calib=[^,]*_m([0-9.]+)\.json", spec)
-    return f"paro:mass={m.group(1)}" if spec.startswith("paro:") and m else spec
+    if spec.startswith("paro:") and m:
+        return f"paro:mass={m.group(1)}"
+    m = re.search(r"calib=[^,]*sta_f[0-9]+_v([0-9]+)\.json", spec)
+    return f"window:sta_volume={m.group(1)}" if spec.startswith("window:") and m else spec
 
 
 def run_compare(args, frames, seed, labels, specs, out_json):
@@ -278,7 +301,8 @@ def main():
     if not 1 <= args.cases <= len(CASES):
         sys.exit(f"--cases {args.cases} is out of range 1..{len(CASES)}")
     os.makedirs(args.out_dir, exist_ok=True)
-    specs = args.spec or SPECS[args.set] + [calibrate_paro(args, args.frames, m) for m in PARO_MASSES[args.set]]
+    specs = args.spec or (SPECS[args.set] + [calibrate_paro(args, args.frames, m) for m in PARO_MASSES[args.set]] +
+                          [calibrate_sta(args, args.frames, f) for f in STA_SHARES[args.set]])
     command = " ".join(["python3", "bench/quality_sweep.py"] +
                        [a for a in sys.argv[1:] if a not in ("--summarise-only", "--extend")])
     results = []

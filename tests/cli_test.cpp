@@ -136,6 +136,40 @@ TEST_F(Cli, CalibrateWritesAFileThatParoRuns) {
   EXPECT_NE(r.output.find("already exists"), std::string::npos) << r.output;
 }
 
+TEST_F(Cli, StaSearchWritesAFileThatWindowRuns) {
+  // 4 frames in one-token tiles (at least 4 x 4 x 4 of them); every window of 4 tiles.
+  const std::string calib = dir / "sta.json", json = dir / "sta_run.json";
+  const std::string base = "calibrate --method sta --model " + model + " --labels 3,7 --frames 4 --steps 2 --tile 1x1x1 --block 4 ";
+  auto r = run_ditgen(base + "--volume 4 --out " + calib);
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream cf(calib);
+  const auto c = nlohmann::json::parse(cf);
+  EXPECT_EQ(c["windows"].size(), 6u);  // 1x1x4 1x2x2 1x4x1 2x1x2 2x2x1 4x1x1
+  EXPECT_EQ(c["steps"], 2);
+  r = run_ditgen("generate --model " + model + " --labels 3,7 --frames 4 --steps 2 --attn window:calib=" + calib +
+                 ",dense_steps=0,block=4 --out " + (dir / "sta.mkv") + " --json " + json);
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream f(json);
+  const auto j = nlohmann::json::parse(f);
+  EXPECT_NE(j["attn"].get<std::string>().find("tile=1x1x1"), std::string::npos) << j["attn"];
+  EXPECT_LT(j["density"].get<double>(), 0.5);  // 4 tiles and the first frame
+  // Exactly one of --windows and --volume; the other method's flags are refused.
+  for (const auto& [args, says] : std::vector<std::pair<std::string, std::string>>{
+           {"", "exactly one of --windows"},
+           {"--volume 4 --windows 1x1x4 ", "exactly one of --windows"},
+           {"--volume 5 ", "no window of 5 tiles"},
+           {"--volume 0 ", "--volume 0 must be at least 1"},
+           {"--windows 1xx4 ", "--tile/--windows"},
+           {"--volume 4 --mass 0.9 ", "--mass does not apply to --method sta"}}) {
+    r = run_ditgen(base + args + "--overwrite --out " + (dir / "sta_bad.json"));
+    EXPECT_EQ(r.status, 2) << args << r.output;
+    EXPECT_NE(r.output.find(says), std::string::npos) << args << r.output;
+  }
+  r = run_ditgen("calibrate --model " + model + " --labels 3,7 --frames 4 --steps 2 --volume 4 --out " + (dir / "p.json"));
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("--volume does not apply to --method paro"), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, InspectPrintsConfigAndTensors) {
   auto r = run_ditgen("inspect --model " + model);
   ASSERT_EQ(r.status, 0) << r.output;

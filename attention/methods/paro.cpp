@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "attention/mask/mask.h"
+#include "attention/methods/calib_file.h"
 #include "attention/methods/methods.h"
 #include "attention/mask/reorder.h"
 #include "attention/sparse/probe.h"
@@ -67,34 +68,16 @@ void ParoCalibration::write(const std::string& path) const {
     for (const auto& r : p.keep) rows.push_back(row_hex(r));
     j["plans"].push_back({{"layer", p.layer}, {"head", p.head}, {"order", p.order}, {"density", p.density}, {"rows", rows}});
   }
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    if (!f) throw std::runtime_error("cannot write calibration file '" + path + "'");
-    f << j.dump(1) << "\n";
-    if (!f) throw std::runtime_error("cannot write calibration file '" + path + "'");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot write calibration file '" + path + "'");
+  write_calibration_json(path, j);
 }
 
 ParoCalibration ParoCalibration::read(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw std::runtime_error("cannot read calibration file '" + path + "'");
+  const nlohmann::json j = read_calibration_json(path);
   ParoCalibration c;
   try {
-    const nlohmann::json j = nlohmann::json::parse(f);
     if (j.at("format") != "ditgen-paro-calibration" || j.at("version") != 1)
       throw std::runtime_error("not a version 1 ditgen PARO calibration");
-    // Integers in range only: a float or an out-of-range value is undefined behaviour in the
-    // conversion to int, and a negative layer or head overran buffers (tests/fuzz/fuzz_paro_calib).
-    auto integer = [](const nlohmann::json& v, const std::string& what, int64_t lo, int64_t hi) {
-      const bool ok = v.is_number_integer() && (v.is_number_unsigned()
-                                                    ? v.get<uint64_t>() <= uint64_t(hi) && int64_t(v.get<uint64_t>()) >= lo
-                                                    : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi);
-      if (!ok)
-        throw std::runtime_error(what + " = " + v.dump() + " is not an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
-      return int(v.get<int64_t>());
-    };
+    const auto integer = json_integer;
     c.tp = integer(j.at("grid").at(0), "grid[0]", 1, 1 << 20), c.hp = integer(j.at("grid").at(1), "grid[1]", 1, 1 << 20);
     c.wp = integer(j.at("grid").at(2), "grid[2]", 1, 1 << 20);
     c.block = integer(j.at("block"), "block", 1, 1024), c.heads = integer(j.at("heads"), "heads", 1, 4096);

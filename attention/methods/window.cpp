@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "attention/methods/methods.h"
+#include "attention/methods/sta.h"
 #include "attention/sparse/sparse_backend.h"
 
 namespace ditgen::attn {
@@ -52,9 +53,20 @@ class WindowBackend : public SparseBackend {
  public:
   WindowBackend(const CommonOptions& c, const WindowRule& rule, bool summary, KernelOptions opt)
       : SparseBackend("window", c, opt), rule_(rule), summary_(summary) {}
+  // Per (step, layer, head) windows from an STA search (`ditgen calibrate --method sta`).
+  WindowBackend(const CommonOptions& c, std::string path, StaCalibration calib, KernelOptions opt)
+      : SparseBackend("window", c, opt), rule_{calib.tile, calib.windows.front(), calib.sink}, summary_(false),
+        path_(std::move(path)), calib_(std::move(calib)) {}
+
+  std::vector<std::pair<std::string, BlockMap>> preview(const TokenLayout& layout) override {
+    if (path_.empty()) return SparseBackend::preview(layout);
+    std::vector<std::pair<std::string, BlockMap>> r;
+    for (const auto& w : calib_.windows) r.emplace_back("window_" + w.str(), compile_mask(WindowMask(layout, {rule_.tile, w, rule_.sink}), layout.tokens(), common().block));
+    return r;
+  }
 
  protected:
-  bool is_static() const override { return !summary_; }
+  bool is_static() const override { return !summary_ && path_.empty(); }
   BlockMap build_map(const TokenLayout& layout) override {
     WindowMask w(layout, rule_);
     if (!summary_) return compile_mask(w, layout.tokens(), common().block);
@@ -63,6 +75,7 @@ class WindowBackend : public SparseBackend {
     return compile_mask(s, layout.tokens(), layout.tokens() + w.num_tiles(), common().block);
   }
   AttendReport sparse_attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) override {
+    if (!path_.empty()) return searched_attend(in, out, ctx);
     if (!summary_) return SparseBackend::sparse_attend(in, out, ctx);
     const TokenLayout& layout = *in.layout;
     const BlockMap& m = static_map(layout);
@@ -113,16 +126,53 @@ class WindowBackend : public SparseBackend {
   }
   void report(nlohmann::json& j) const override {
     j["tile"] = rule_.tile.str();
-    j["window"] = rule_.window.str();
     j["summary_tokens"] = summary_;
+    if (path_.empty()) {
+      j["window"] = rule_.window.str();
+      return;
+    }
+    j["calibration"] = path_;
+    // Share of the calibrated (step, layer, head) cells each window was chosen for.
+    nlohmann::json use = nlohmann::json::object();
+    for (size_t w = 0; w < calib_.windows.size(); ++w)
+      use[calib_.windows[w].str()] = double(std::count(calib_.choice.begin(), calib_.choice.end(), int(w))) / double(calib_.choice.size());
+    j["window_share"] = use;
   }
 
  private:
+  AttendReport searched_attend(const AttentionInputs& in, float* out, const AttentionContext& ctx) {
+    const TokenLayout& l = *in.layout;
+    if (in.heads != calib_.heads || ctx.layer >= calib_.layers)
+      throw std::invalid_argument("window: calibration file '" + path_ + "' is for " + std::to_string(calib_.layers) + " layers of " +
+                                  std::to_string(calib_.heads) + " heads, the model has " + std::to_string(ctx.num_layers) +
+                                  " layers of " + std::to_string(in.heads));
+    if (searched_.tokens != in.tokens || searched_order_ != l.order()) {
+      std::vector<BlockMap> per;
+      for (const auto& w : calib_.windows) per.push_back(compile_mask(WindowMask(l, {rule_.tile, w, rule_.sink}), in.tokens, common().block));
+      std::vector<const BlockMap*> ptrs;
+      for (const auto& m : per) ptrs.push_back(&m);
+      searched_ = stack_maps(ptrs, std::vector<int32_t>(size_t(calib_.heads), 0));
+      searched_order_ = l.order();
+    }
+    // The calibrated step at the same point of the schedule when the run has other steps.
+    const int step = int(int64_t(ctx.step) * calib_.steps / std::max(1, ctx.num_steps));
+    for (int h = 0; h < calib_.heads; ++h) searched_.head_map[size_t(h)] = calib_.window_of(step, ctx.layer, h);
+    kernel().run(self_attention(in.q, in.k, in.v, out, in.batch * in.heads, in.tokens, in.head_dim, &searched_));
+    AttendReport r;
+    r.map = &searched_;
+    r.density = searched_.pair_density();
+    return r;
+  }
+
   WindowRule rule_;
   bool summary_;
   std::vector<int32_t> tile_layout_;
   std::vector<int> tile_of_, tile_count_;
   std::vector<float> k2_, v2_;
+  std::string path_;  // calibration file; empty: one window for every head
+  StaCalibration calib_;
+  BlockMap searched_;  // the candidate windows stacked; head_map set per call
+  std::vector<int32_t> searched_order_;
 };
 
 }  // namespace
@@ -138,11 +188,37 @@ std::unique_ptr<AttentionBackend> make_window(const AttnSpec& spec, const Kernel
   }
   rule.sink = keys.flag("sink", true);
   const bool summary = keys.flag("summary", false);
+  const std::string path = keys.str("calib", "");
   // Sliding Tile Attention: tile layout, 12 of 50 steps dense, no dense layer.
-  const CommonOptions c = read_common(keys, CommonDefaults{64, "tile", "4x4x4", "0.24", 0}, opt.isa);
+  CommonOptions c = read_common(keys, CommonDefaults{64, "tile", "4x4x4", "0.24", 0}, opt.isa);
   keys.finish();
   rule.tile = c.tile;
-  auto b = std::make_unique<WindowBackend>(c, rule, summary, opt);
+  if (path.empty()) {
+    auto b = std::make_unique<WindowBackend>(c, rule, summary, opt);
+    b->set_spec_string(keys.spec_string());
+    return b;
+  }
+  // The search fixed the tile, the sink and the windows: the spec may repeat them, not change them.
+  if (spec.params.count("window") || summary)
+    throw std::invalid_argument(std::string("attention method 'window': ") + (summary ? "summary=1" : "window=" + window) +
+                                " cannot be given with calib=FILE (the file chooses the windows)");
+  StaCalibration calib;
+  try {
+    calib = StaCalibration::read(path);
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument(std::string("attention method 'window': ") + e.what());
+  }
+  if (spec.params.count("tile") && c.tile.str() != calib.tile.str())
+    throw std::invalid_argument("attention method 'window': tile=" + c.tile.str() + " but calibration file '" + path + "' uses tile " + calib.tile.str());
+  if (spec.params.count("sink") && rule.sink != calib.sink)
+    throw std::invalid_argument("attention method 'window': sink=" + std::string(rule.sink ? "1" : "0") + " but calibration file '" + path +
+                                "' uses sink=" + (calib.sink ? "1" : "0"));
+  if (c.layout != "tile") throw std::invalid_argument("attention method 'window': calib=FILE needs layout=tile, as the search ran");
+  c.tile = calib.tile;
+  keys.set("tile", calib.tile.str());
+  keys.set("sink", calib.sink ? "1" : "0");
+  keys.drop("window");
+  auto b = std::make_unique<WindowBackend>(c, path, std::move(calib), opt);
   b->set_spec_string(keys.spec_string());
   return b;
 }

@@ -91,6 +91,24 @@ void KeySet::finish() const {
     throw std::invalid_argument("attention method '" + method_ + "' has no key " + unknown + " (keys: " + known + ")");
 }
 
+void KeySet::set(const std::string& key, std::string value) {
+  for (auto& kv : resolved_)
+    if (kv.first == key) {
+      kv.second = std::move(value);
+      return;
+    }
+  throw std::logic_error("attention method '" + method_ + "': key '" + key + "' was never declared");
+}
+
+void KeySet::drop(const std::string& key) {
+  for (auto it = resolved_.begin(); it != resolved_.end(); ++it)
+    if (it->first == key) {
+      resolved_.erase(it);
+      return;
+    }
+  throw std::logic_error("attention method '" + method_ + "': key '" + key + "' was never declared");
+}
+
 std::string KeySet::spec_string() const {
   std::string s = method_;
   for (size_t i = 0; i < resolved_.size(); ++i) s += (i == 0 ? ":" : ",") + resolved_[i].first + "=" + resolved_[i].second;

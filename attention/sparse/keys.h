@@ -25,6 +25,10 @@ class KeySet {
   bool flag(const std::string& key, bool def);  // 0/1, false/true, off/on
   // Throws naming every key the user gave that was never declared, listing the valid keys.
   void finish() const;
+  // Replaces the resolved value of a declared key (a value a file fixed), or drops the key
+  // from spec() (one a file makes moot); throws std::logic_error for an undeclared key.
+  void set(const std::string& key, std::string value);
+  void drop(const std::string& key);
   // "name:key=value,..." with every declared key.
   std::string spec_string() const;
   const std::string& method() const { return method_; }

@@ -10,6 +10,7 @@
 #include <iterator>
 
 #include "attention/methods/paro.h"
+#include "attention/methods/sta.h"
 #include "attention/mask/reorder.h"
 #include "dit/weights.h"
 #include "io/safetensors.h"
@@ -76,6 +77,14 @@ int main(int argc, char** argv) {
   calibration(1, 4, 4, 4, 2, 2, true).write((dir / "paro_calib" / "grid1x4x4_block4.json").string());
   calibration(3, 4, 6, 16, 2, 2, false).write((dir / "paro_calib" / "grid3x4x6_block16_partial.json").string());
   calibration(2, 2, 3, 5, 2, 1, true).write((dir / "paro_calib" / "grid2x2x3_block5.json").string());
+  {
+    attn::StaCalibration c;  // window search results share the harness
+    c.tp = 2, c.hp = 4, c.wp = 4, c.block = 8, c.steps = 2, c.layers = 2, c.heads = 2, c.tile = {1, 2, 2};
+    c.windows = {{1, 2, 1}, {2, 1, 1}};
+    c.choice = {0, 1, 1, 0, 0, 0, 1, 1};
+    c.error.assign(16, 0.5);
+    c.write((dir / "paro_calib" / "sta_grid2x4x4_tile1x2x2.json").string());
+  }
 
   const char* specs[] = {
       "dense",

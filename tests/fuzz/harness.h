@@ -25,6 +25,7 @@
 
 #include "attention/backend.h"
 #include "attention/methods/paro.h"
+#include "attention/methods/sta.h"
 #include "attention/spec.h"
 #include "dit/model.h"
 #include "pipeline/family.h"
@@ -115,7 +116,31 @@ inline std::string attn_spec_one(const uint8_t* data, size_t size) {
   return "";
 }
 
-// A PARO calibration file (JSON): ParoCalibration::read, then the backend on its grid.
+// An STA calibration file (the same bytes): StaCalibration::read, then `window:calib` on its
+// grid and on another (windows are in tiles, so any grid runs).
+inline std::string sta_calib_file(const std::string& path) {
+  attn::StaCalibration c;
+  try {
+    c = attn::StaCalibration::read(path);
+  } catch (const std::runtime_error&) {
+    return "";
+  }
+  std::unique_ptr<attn::AttentionBackend> b;
+  try {
+    b = attn::make_backend("window:calib=" + path + ",dense_steps=0");
+  } catch (const std::invalid_argument&) {
+    return "";
+  }
+  if (int64_t(c.tp) * c.hp * c.wp > 512) return "";
+  for (const auto& g : {std::array<int, 3>{c.tp, c.hp, c.wp}, std::array<int, 3>{3, 4, 6}}) {
+    const std::string r = run_backend(*b, g[0], g[1], g[2], c.heads);
+    if (!r.empty()) return r;
+  }
+  return "";
+}
+
+// A calibration file (JSON) of either kind: ParoCalibration::read, then the backend on its
+// grid; then the STA reading of the same bytes (sta_calib_file).
 inline std::string paro_calib_one(const uint8_t* data, size_t size) {
   if (size > 65536) return "";
   static const std::string path = (std::filesystem::temp_directory_path() /
@@ -124,6 +149,7 @@ inline std::string paro_calib_one(const uint8_t* data, size_t size) {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
     f.write(reinterpret_cast<const char*>(data), std::streamsize(size));
   }
+  if (const std::string r = sta_calib_file(path); !r.empty()) return r;
   attn::ParoCalibration c;
   try {
     c = attn::ParoCalibration::read(path);
