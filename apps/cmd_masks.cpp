@@ -78,6 +78,12 @@ void run_masks(const MasksArgs& a) {
                 << s.attended_density << std::setw(15) << s.block_density << std::setw(18) << s.partial_fraction
                 << "\n";
   }
+  // A method whose every map comes from the call's own q and k (svg2's clusters) has none to
+  // show ahead of a run: say so rather than print an empty table.
+  if (maps.empty()) {
+    j["note"] = "this method's maps are made per call from q and k; none exists before a run";
+    if (!a.json) std::cout << "(no maps: " << j["note"].get<std::string>() << ")\n";
+  }
   if (a.json) std::cout << j.dump(2) << "\n";
 }
 

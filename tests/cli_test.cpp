@@ -112,6 +112,9 @@ TEST_F(Cli, MasksPrintsEveryMapWithItsDensities) {
   EXPECT_DOUBLE_EQ(j["maps"][0]["pair_density"].get<double>(), 62.0 / 256);
   EXPECT_DOUBLE_EQ(j["maps"][0]["block_density"].get<double>(), 62.0 / 256);
   EXPECT_EQ(j["maps"][0]["partial_fraction"], 0.0);
+  r = run_ditgen("masks --attn svg2 --frames 16");  // maps made per call: said, not an empty table
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("(no maps: this method's maps are made per call"), std::string::npos) << r.output;
   r = run_ditgen("masks --attn window:sparkle=1 --frames 16");
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("has no key 'sparkle'"), std::string::npos) << r.output;

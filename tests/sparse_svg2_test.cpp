@@ -169,3 +169,12 @@ TEST(Svg2, BackendMatchesTheReferenceUnderTheSamePairs) {
 }
 
 }  // namespace
+
+TEST(Svg2, StateBytesCountTheClusterOrderBuffersAndCentroids) {
+  // Over the common state (here that of radial3d with the same kernel and no residual): q, k,
+  // v and the output of 2 x 4 heads of 100 tokens x 8 channels, and 8 layers of 4 + 8 centroids
+  // per head.
+  const int64_t common = make_backend("radial3d:refresh=0")->state_bytes(100, 2, 4, 8, 8);
+  const int64_t want = (4 * 2 * 4 * 100 * 8 + 8 * 2 * 4 * (4 + 8) * 8) * int64_t(sizeof(float));
+  EXPECT_EQ(make_backend("svg2:qc=4,kc=8,refresh=0")->state_bytes(100, 2, 4, 8, 8) - common, want);
+}

@@ -113,10 +113,21 @@ std::vector<char> svg2_keep(const std::vector<float>& qc, const std::vector<int3
   return keep;
 }
 
+namespace {
+
+// Where each cluster's run starts in the labels sorted by cluster (and, last, the count): per
+// cluster [begin, end).
+std::vector<int64_t> run_starts(const std::vector<int32_t>& labels, int clusters) {
+  std::vector<int64_t> s(size_t(clusters) + 1, 0);
+  for (int32_t l : labels) ++s[size_t(l) + 1];
+  std::partial_sum(s.begin(), s.end(), s.begin());
+  return s;
+}
+
+}  // namespace
+
 std::vector<int64_t> cluster_order(const std::vector<int32_t>& labels, int clusters) {
-  std::vector<int64_t> start(size_t(clusters) + 1, 0);
-  for (int32_t l : labels) ++start[size_t(l) + 1];
-  std::partial_sum(start.begin(), start.end(), start.begin());
+  std::vector<int64_t> start = run_starts(labels, clusters);
   std::vector<int64_t> order(labels.size());
   for (size_t i = 0; i < labels.size(); ++i) order[size_t(start[size_t(labels[i])]++)] = int64_t(i);
   return order;
@@ -130,14 +141,6 @@ struct HeadRows {
   std::vector<std::vector<int32_t>> full, partial;
   std::vector<std::vector<uint64_t>> bits;
 };
-
-// Runs of one cluster in a sorted label list: [begin, end) per cluster.
-std::vector<int64_t> run_starts(const std::vector<int32_t>& sorted, int clusters) {
-  std::vector<int64_t> s(size_t(clusters) + 1, 0);
-  for (int32_t l : sorted) ++s[size_t(l) + 1];
-  std::partial_sum(s.begin(), s.end(), s.begin());
-  return s;
-}
 
 HeadRows head_rows(const std::vector<int32_t>& qs, const std::vector<int32_t>& ks, int cq, int ck,
                    const std::vector<char>& keep, int64_t n, int b) {
@@ -188,6 +191,14 @@ HeadRows head_rows(const std::vector<int32_t>& qs, const std::vector<int32_t>& k
 class Svg2Backend : public SparseBackend {
  public:
   Svg2Backend(const CommonOptions& c, const Svg2Params& p, KernelOptions opt) : SparseBackend("svg2", c, opt), p_(p) {}
+
+  // Beside the common state: q, k, v and the output in cluster order, and every layer's
+  // centroids (q and k clusters of Dh floats per head).
+  int64_t state_bytes(int64_t tokens, int batch, int heads, int head_dim, int num_layers) const override {
+    const int64_t rows = int64_t(batch) * heads * tokens * head_dim;
+    const int64_t cent = int64_t(num_layers) * batch * heads * (p_.q_clusters + p_.k_clusters) * head_dim;
+    return SparseBackend::state_bytes(tokens, batch, heads, head_dim, num_layers) + (4 * rows + cent) * int64_t(sizeof(float));
+  }
 
   std::vector<std::pair<std::string, BlockMap>> preview(const TokenLayout&) override {
     return {};  // every map comes from the call's clusters: nothing to show ahead of a run

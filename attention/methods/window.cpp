@@ -194,6 +194,7 @@ std::unique_ptr<AttentionBackend> make_window(const AttnSpec& spec, const Kernel
   keys.finish();
   rule.tile = c.tile;
   if (path.empty()) {
+    keys.drop("calib");  // one window for every head
     auto b = std::make_unique<WindowBackend>(c, rule, summary, opt);
     b->set_spec_string(keys.spec_string());
     return b;

@@ -114,6 +114,14 @@ class LocalityPenalty:
         return m
 
 
+def masked_attention(q, k, v, m):
+    """Exact softmax attention over the pairs of the (N, N) bool mask m."""
+    if hasattr(torch.nn.functional, "scaled_dot_product_attention"):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m)
+    s = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(q.shape[-1])  # PyTorch < 2.0 (CPU smoke runs)
+    return (torch.softmax(s.masked_fill(~m, float("-inf")), dim=-1) @ v.float()).to(v.dtype)
+
+
 class MaskedAttention:
     """Stands in for model.attention while sampling: self-attention under the mask `name`
     (exact masked softmax), cross-attention dense. Counts the pairs it computes."""
@@ -132,10 +140,7 @@ class MaskedAttention:
         m = self._dev[q.device]
         self.pairs += int(m.sum()) * q.shape[0] * q.shape[1]
         self.total += N * N * q.shape[0] * q.shape[1]
-        if hasattr(torch.nn.functional, "scaled_dot_product_attention"):
-            return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m)
-        s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])  # PyTorch < 2.0 (CPU smoke runs)
-        return torch.softmax(s.masked_fill(~m, float("-inf")), dim=-1) @ v
+        return masked_attention(q, k, v, m)
 
 
 class BlockSparseAttention:
@@ -175,5 +180,4 @@ class BlockSparseAttention:
         m = self._mask(N, q.device)
         if self._flex is not None:
             return self._flex(q, k, v, block_mask=m)
-        s = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(q.shape[-1])
-        return (torch.softmax(s.masked_fill(~m, float("-inf")), dim=-1) @ v.float()).to(v.dtype)
+        return masked_attention(q, k, v, m)
