@@ -211,8 +211,7 @@ class Svg2Backend : public SparseBackend {
     const int64_t n = in.tokens;
     const int dh = in.head_dim, heads = in.batch * in.heads, b = common().block;
     const int cq = int(std::min<int64_t>(p_.q_clusters, n)), ck = int(std::min<int64_t>(p_.k_clusters, n));
-    if (ctx.step < last_step_ || n != tokens_) centroids_.clear();  // a new run, or another size
-    last_step_ = ctx.step;
+    if (new_run() || n != tokens_) centroids_.clear();  // another size
     tokens_ = n;
     auto& cent = centroids_[ctx.layer];
     cent.resize(size_t(heads) * 2);
@@ -287,7 +286,6 @@ class Svg2Backend : public SparseBackend {
  private:
   Svg2Params p_;
   std::map<int, std::vector<std::vector<float>>> centroids_;  // layer -> (q, k) centroids per head
-  int last_step_ = -1;
   int64_t tokens_ = -1;
   std::vector<float> perm_, out_perm_;
   BlockMap map_;

@@ -5,12 +5,9 @@
 
 namespace ditgen::attn {
 
-void ResidualCache::begin_call(int step, int num_layers) {
-  if (step < last_step_ || int(valid_.size()) != num_layers) {
-    valid_.assign(size_t(num_layers), 0);
-    r_.resize(size_t(num_layers));
-  }
-  last_step_ = step;
+void ResidualCache::reset(int num_layers) {
+  valid_.assign(size_t(num_layers), 0);
+  r_.resize(size_t(num_layers));
 }
 
 std::vector<float>& ResidualCache::store(int layer, size_t elements) {

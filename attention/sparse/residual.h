@@ -9,8 +9,8 @@ namespace ditgen::attn {
 
 class ResidualCache {
  public:
-  // Call at every attend: forgets every residual when a new run starts (the step went back).
-  void begin_call(int step, int num_layers);
+  // A new run (SparseBackend::attend detects it): forgets every residual.
+  void reset(int num_layers);
   // The buffer of `layer`, sized to `elements` (B*NH*N*Dh), for an anchor step to fill.
   std::vector<float>& store(int layer, size_t elements);
   // The residual of `layer` stored in this run, or nullptr (none yet, or another shape).
@@ -21,7 +21,6 @@ class ResidualCache {
   static void add(float* out, const std::vector<float>& r);
 
  private:
-  int last_step_ = -1;
   std::vector<std::vector<float>> r_;  // per layer: (B*NH, N, Dh)
   std::vector<char> valid_;            // per layer: stored in this run
 };

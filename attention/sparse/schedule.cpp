@@ -31,12 +31,9 @@ bool DenseSchedule::anchor_step(int step, int num_steps) const {
   return step >= first && (step - first) % refresh == 0;
 }
 
-void AutoSwitch::begin_call(int step, int num_layers) {
-  if (step < last_step_ || int(switch_step_.size()) != num_layers) {
-    switch_step_.assign(size_t(num_layers), -1);
-    last_error_.assign(size_t(num_layers), -1.0);
-  }
-  last_step_ = step;
+void AutoSwitch::reset(int num_layers) {
+  switch_step_.assign(size_t(num_layers), -1);
+  last_error_.assign(size_t(num_layers), -1.0);
 }
 
 bool AutoSwitch::switched(int layer) const {

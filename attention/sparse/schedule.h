@@ -39,8 +39,8 @@ struct DenseSchedule {
 // Per-layer state of dense_steps=auto: the step at which each layer switched (-1: not yet).
 class AutoSwitch {
  public:
-  // Call at every attend: resets the state when a new run starts (the step went back).
-  void begin_call(int step, int num_layers);
+  // A new run (SparseBackend::attend detects it): no layer has switched.
+  void reset(int num_layers);
   bool switched(int layer) const;
   int switch_step(int layer) const;  // first step run sparse, or -1
   void record(int layer, int step, double error, bool switch_now);
@@ -48,7 +48,6 @@ class AutoSwitch {
   const std::vector<double>& last_errors() const { return last_error_; }
 
  private:
-  int last_step_ = -1;
   std::vector<int> switch_step_;
   std::vector<double> last_error_;
 };

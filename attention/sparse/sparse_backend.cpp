@@ -52,16 +52,19 @@ AttendReport SparseBackend::attend(const AttentionInputs& in, float* out, const 
                                 " tokens, inputs have " + std::to_string(in.tokens));
   const DenseSchedule& s = common_.schedule;
   const int num_layers = std::max(ctx.num_layers, ctx.layer + 1);
+  // A new run starts when the step goes back or the model has another depth: every per-run
+  // state (auto switch, residuals, a method's own through new_run()) starts afresh.
+  new_run_ = ctx.step < last_step_ || num_layers != run_layers_;
+  last_step_ = ctx.step, run_layers_ = num_layers;
+  if (new_run_) auto_.reset(num_layers), residual_.reset(num_layers);
   bool dense = s.layer_dense(ctx.layer) || plan_costs_dense(*in.layout, ctx.num_steps);
   bool estimate = false;
   if (s.kind == DenseSchedule::Kind::Auto) {
-    auto_.begin_call(ctx.step, num_layers);
     if (!dense && !auto_.switched(ctx.layer)) dense = estimate = true;
   } else if (!dense) {
     dense = ctx.step < s.fixed_dense_steps(ctx.num_steps);
   }
   const bool anchor = !(s.layer_dense(ctx.layer) || plan_.dense) && s.anchor_step(ctx.step, ctx.num_steps);
-  if (s.refresh > 0) residual_.begin_call(ctx.step, num_layers);
   AttendReport report;  // dense unless a sparse pass replaces it
   if (anchor) {
     // A static map of full blocks only, all listed (radial at one or two frames), leaves nothing

@@ -55,6 +55,8 @@ class SparseBackend : public AttentionBackend {
   virtual void report(nlohmann::json& j) const {}
   const BlockMap& static_map(const TokenLayout& layout);
   const AttentionKernel& kernel() const { return kernel_; }
+  // Whether this call is the first of a run (the step went back, or another model depth).
+  bool new_run() const { return new_run_; }
 
  private:
   void dense_pass(const AttentionInputs& in, float* out);
@@ -79,6 +81,8 @@ class SparseBackend : public AttentionBackend {
   std::vector<float> scratch_;
   std::vector<float> lse_;  // (2, B*NH, N): the two parts of a one-walk anchor
   Accounting accounting_;
+  int last_step_ = -1, run_layers_ = -1;
+  bool new_run_ = true;
   struct Plan {
     std::array<int, 3> grid{-1, -1, -1};  // (Tp, Hp, Wp) the plan was made for
     int num_steps = -1;
