@@ -10,7 +10,7 @@
 #        (logs, adapters), $OUT/full_sparse.h5 the fully fine-tuned model
 #   bash tools/train/gpu_length_extension.sh all [TRAIN_SECONDS]     train, then score
 #   bash tools/train/gpu_length_extension.sh quick [TRAIN_SECONDS]   the LoRA variant alone, then its
-#        score and the untuned model's under the same mask
+#        score and (unless QUICK_BASELINE=0) the untuned model's under the same mask
 #   bash tools/train/gpu_length_extension.sh score   50 videos of 64 frames from the original
 #        model and each variant; $OUT/lx_frames_*.tar, scored on the CPU by
 #        `python3 bench/digit_quality.py --h5 ...`
@@ -112,7 +112,7 @@ quick)  # when little GPU time is left: the LoRA variant alone for TRAIN_SECONDS
     --steps 0 --deadline $(( $(date +%s) + ${2:-120} )) 2>&1 | tee "$RUN/lora_sparse/log.txt" | grep -E "AUTO|final|LoRA|step=.*00 "
   [[ -n "${OUT:-}" ]] && cp "$RUN/lora_sparse/adapter.safetensors" "$RUN/lora_sparse/train_log.csv" "$OUT/"
   score lora_sparse models/digits-dit.h5 "$SPARSE_SAMPLE --adapter $RUN/lora_sparse/adapter.safetensors" &
-  score orig_sparse models/digits-dit.h5 "$SPARSE_SAMPLE" &
+  [[ "${QUICK_BASELINE:-1}" == 1 ]] && score orig_sparse models/digits-dit.h5 "$SPARSE_SAMPLE" &
   wait
   [[ -n "${OUT:-}" ]] && tar -cf "$OUT/lx_quick_frames.tar" -C "$RUN/frames" . && ls -la "$OUT"
   ;;
