@@ -23,6 +23,12 @@ namespace fs = std::filesystem;
 
 namespace ditgen::app {
 
+std::string default_generate_attn(attn::Isa run_isa) {
+  if (run_isa == attn::Isa::Auto && attn::isa_supported(attn::Isa::Avx512Bf16))
+    return std::string(kDefaultGenerateAttn) + ",isa=avx512bf16";
+  return kDefaultGenerateAttn;
+}
+
 std::vector<int> parse_int_list(const std::string& text, const char* what) {
   std::vector<int> out;
   std::stringstream ss(text);

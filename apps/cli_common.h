@@ -24,6 +24,11 @@ namespace ditgen::app {
 // held 30 dB and SSIM 0.95 against dense in all five cases of bench/RESULTS.md (16 frames,
 // shipped model). It attends densely wherever the frame count is 1 or 2.
 inline constexpr const char* kDefaultGenerateAttn = "radial3d:decay=0.5,dense_steps=0.4,refresh=4";
+// The default with the run's --isa (`run_isa`): where that is auto and the CPU has AVX512-BF16,
+// kDefaultGenerateAttn on the bf16 kernel, which with the default cache holds the issue's
+// training-free bar at 16 frames (median 30.9 dB, worst 28.4, SSIM >= 0.962) at 2.18x, against
+// 1.53x in float32 (bench/RESULTS.md, "bf16 attention with the step cache").
+std::string default_generate_attn(attn::Isa run_isa);
 
 // The step cache of `ditgen generate` when --cache is not given: with the default attention it
 // held 30.9 dB and SSIM 0.974 against dense in all five cases (bench/RESULTS.md, "Step

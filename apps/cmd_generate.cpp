@@ -16,7 +16,7 @@ namespace {
 
 struct GenerateArgs {
   GenerationFlags gen;
-  std::optional<std::string> attn;  // unset: the adapters' attention, else kDefaultGenerateAttn
+  std::optional<std::string> attn;  // unset: the adapters' attention, else default_generate_attn
   std::string cache = kDefaultGenerateCache;
   std::string out, frames_dir, sheet, json, latents_out;
   double fps = 8;
@@ -48,7 +48,7 @@ void run_generate(const GenerateArgs& a) {
       attn = *a.attn;
     } else {
       const auto trained = pipeline::adapters_attention(a.gen.load_options().loras);
-      attn = trained.value_or(kDefaultGenerateAttn);
+      attn = trained.value_or(default_generate_attn(kopt.isa));
       if (trained) std::cerr << "attention " << attn << ": the adapter's (give --attn to choose another)\n";
     }
     backend = attn::make_backend(attn, kopt);
@@ -137,7 +137,7 @@ const Registrar reg("generate", "Generate a video (or an image with --frames 1) 
   sub.add_option("--attn", a->attn,
                  "Attention method spec NAME[:key=value,...] (see docs/attention.md); 'dense' for exact attention "
                  "(default: the attention a --lora adapter was trained for, if one names it; else " +
-                     std::string(kDefaultGenerateAttn) + ")");
+                     std::string(kDefaultGenerateAttn) + ", with isa=avx512bf16 where --isa is auto and the CPU has it)");
   sub.add_option("--cache", a->cache,
                  "Step caching: easy[:thresh=X,warmup=N|F,max_skip=N,reuse=delta|output|extrapolate] reuses the "
                  "model's last output on steps predicted to change little (docs/caching.md); 'off' runs every step")

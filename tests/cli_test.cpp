@@ -49,7 +49,10 @@ TEST_F(Cli, GenerateWritesVideoFramesAndJson) {
     EXPECT_TRUE(j.contains(key)) << key;
   EXPECT_EQ(j["tokens"], 4 * 4 * 4);
   // The default attention, spelled out in full.
-  EXPECT_EQ(j["attn"], attn::make_backend(app::kDefaultGenerateAttn)->spec());
+  EXPECT_EQ(j["attn"], attn::make_backend(app::default_generate_attn(attn::Isa::Auto))->spec());
+  EXPECT_EQ(app::default_generate_attn(attn::Isa::Portable), app::kDefaultGenerateAttn);  // --isa given: followed
+  if (attn::isa_supported(attn::Isa::Avx512Bf16))
+    EXPECT_NE(j["attn"].get<std::string>().find("isa=avx512bf16"), std::string::npos) << j["attn"];
   // The default step cache; three steps leave nothing to skip (warm-up, rate, last step).
   EXPECT_EQ(j["cache"], sampler::CacheSpec::parse(app::kDefaultGenerateCache).str());
   EXPECT_EQ(j["skipped_steps"], nlohmann::json::array());
