@@ -33,6 +33,7 @@
 #include "attention/kernel/block_map.h"
 #include "attention/kernel/kernel.h"
 #include "attention/mask/mask.h"
+#include "core/errors.h"
 #include "tests/test_util.h"
 
 namespace ditgen::attn {
@@ -624,6 +625,51 @@ TEST(AttentionBenchCommand, RejectsBadArguments) {
             2);
   EXPECT_EQ(test::run_ditgen("bench attention --tokens 64 --head-dim 64 --heads 1 --density 1.5,x --no-gemm").status, 2);
   EXPECT_EQ(test::run_ditgen("bench").status, 2);
+}
+
+TEST(AttentionKernel, NonFiniteInputsGiveNonFiniteRowsNotAnEmptyRowError) {
+  // A query row with a NaN, or keys with an infinity (overflowed activations), make the row's
+  // softmax sum NaN. The kernel used to take such rows for rows that attend to no key (throwing
+  // std::invalid_argument about the map, tests/fuzz/regressions/weights); it must end in a
+  // NumericalError or in non-finite rows for the engine's numerical guard, never in that.
+  std::mt19937_64 rng(fresh_seed());
+  const int64_t n = 130;
+  const int d = 32;
+  Inputs in = random_inputs(1, n, n, d, rng);
+  in.q[size_t(70) * d + 3] = std::numeric_limits<float>::quiet_NaN();  // query row 70
+  const BlockMap m = BlockMap::dense(n, 64);
+  std::vector<float> ref(in.q.size());
+  reference_attention(self_attention(in.q.data(), in.k.data(), in.v.data(), ref.data(), 1, n, d, &m));
+  for (Isa isa : supported_isas()) {
+    std::vector<float> out(in.q.size(), 0.0f);
+    // The SIMD paths see such a row as one without a usable term and say so as a numerical
+    // failure; the portable path carries the NaN into the output.
+    try {
+      AttentionKernel({isa}).run(self_attention(in.q.data(), in.k.data(), in.v.data(), out.data(), 1, n, d, &m));
+    } catch (const NumericalError&) {
+      continue;
+    }
+    for (int64_t i = 0; i < n; ++i)
+      for (int c = 0; c < d; ++c) {
+        const float x = out[size_t(i * d + c)];
+        if (i == 70)
+          ASSERT_FALSE(std::isfinite(x)) << isa_name(isa) << " column " << c;
+        else
+          ASSERT_NEAR(x, ref[size_t(i * d + c)], isa == Isa::Avx512Bf16 ? 2e-2 : 2e-5) << isa_name(isa) << " row " << i;
+      }
+  }
+  in.k[size_t(5) * d] = std::numeric_limits<float>::infinity();  // every row meets an infinite score
+  for (Isa isa : supported_isas()) {
+    std::vector<float> out(in.q.size(), 0.0f);
+    try {
+      AttentionKernel({isa}).run(self_attention(in.q.data(), in.k.data(), in.v.data(), out.data(), 1, n, d, &m));
+    } catch (const NumericalError&) {
+      continue;
+    }
+    bool any_nonfinite = false;
+    for (float x : out) any_nonfinite |= !std::isfinite(x);
+    EXPECT_TRUE(any_nonfinite) << isa_name(isa);
+  }
 }
 
 }  // namespace

@@ -12,6 +12,8 @@
 #include <new>
 #include <sstream>
 #include <stdexcept>
+
+#include "core/errors.h"
 #include <vector>
 
 #include "attention/kernel/kernel.h"
@@ -306,6 +308,13 @@ void AttentionKernel::run(const AttentionCall& call) const {
   }
   if (alloc_failed) throw std::bad_alloc();
   if (empty_rows > 0 && !call.allow_empty_rows) {
+    // Non-finite q or k (overflowed activations) can leave a row's softmax without a usable
+    // term: that is a numerical failure for the engine's guard, not a map with an empty row.
+    const size_t nq = size_t(call.heads) * size_t(call.q_len) * size_t(call.head_dim);
+    const size_t nk = size_t(call.heads) * size_t(call.kv_len) * size_t(call.head_dim);
+    if (!std::all_of(call.q, call.q + nq, [](float x) { return std::isfinite(x); }) ||
+        !std::all_of(call.k, call.k + nk, [](float x) { return std::isfinite(x); }))
+      throw NumericalError("attention kernel: q or k hold non-finite values", -1);
     const Item& it = items[size_t(first_empty_item)];
     std::ostringstream s;
     s << "attention kernel: " << empty_rows << " query row(s) attend to no key (first in head " << it.head

@@ -73,8 +73,8 @@ int tile_portable(const Problem& pb, const Item& it, const Item*, const Scratch&
   write_lse(pb, it.head, q0, rows, m, l);
   float* out = pb.out + q_offset(pb, it.head) + q0 * d;
   for (int i = 0; i < rows; ++i) {
-    if (!(l[i] > 0)) ++empty;
-    const float inv = l[i] > 0 ? 1.0f / l[i] : 0.0f;
+    if (row_empty(l[i])) ++empty;
+    const float inv = row_scale(l[i]);
     for (int c = 0; c < d; ++c) out[int64_t(i) * d + c] = o[c * T + i] * inv;
   }
   return empty;

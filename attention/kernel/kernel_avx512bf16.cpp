@@ -279,8 +279,8 @@ int tile_avx512bf16(const Problem& pb, const Item& it, const Item* next_item, co
   int empty = 0;
   for (int i = 0; i < T; ++i) {
     const float l = sc.l[i];
-    if (i < rows && !(l > 0)) ++empty;
-    sc.mu[i] = l > 0 ? 1.0f / l : 0.0f;
+    if (i < rows && row_empty(l)) ++empty;
+    sc.mu[i] = row_scale(l);
   }
   for (int i0 = 0; i0 < rows; i0 += 16) {
     const int ni = rows - i0 < 16 ? rows - i0 : 16;

@@ -71,10 +71,17 @@ inline int64_t kv_offset(const Problem& pb, int h) { return int64_t(h) * pb.kv_l
 
 // After an item: lse of its rows from the running maxima m (base 2, scaled scores) and sums l
 // relative to them: ln sum = (m + log2 l) ln 2; -inf for a row without keys.
+// A row's softmax sum l is at least 1 once it has seen a key (its maximum term is exp(0)); it is
+// 0 for a row that saw none (the empty rows of split calls) and NaN where q or k were not
+// finite. Such a row must carry NaN on to the engine's numerical guard, not pass for empty.
+inline bool row_empty(float l) { return l == 0.0f; }
+inline float row_scale(float l) { return l > 0 ? 1.0f / l : l == 0.0f ? 0.0f : NAN; }
+
 inline void write_lse(const Problem& pb, int head, int64_t q0, int rows, const float* m, const float* l) {
   if (!pb.lse) return;
   float* dst = pb.lse + int64_t(head) * pb.q_len + q0;
-  for (int i = 0; i < rows; ++i) dst[i] = l[i] > 0 ? float((double(m[i]) + std::log2(double(l[i]))) * 0.6931471805599453) : -INFINITY;
+  for (int i = 0; i < rows; ++i)
+    dst[i] = l[i] > 0 ? float((double(m[i]) + std::log2(double(l[i]))) * 0.6931471805599453) : row_empty(l[i]) ? -INFINITY : NAN;
 }
 
 // Query rows of the item (1 to 64).

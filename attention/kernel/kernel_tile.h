@@ -225,8 +225,8 @@ struct FlashTile {
     int empty = 0;
     for (int i = 0; i < kTile; ++i) {
       const float l = sc.l[i];
-      if (i < rows && !(l > 0)) ++empty;
-      sc.mu[i] = l > 0 ? 1.0f / l : 0.0f;
+      if (i < rows && row_empty(l)) ++empty;
+      sc.mu[i] = row_scale(l);
     }
     store_out(sc.o, sc.mu, d, rows, out);
     return empty;
