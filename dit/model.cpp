@@ -180,7 +180,11 @@ void DiTModel::forward(const float* x, const LatentShape& shape, int batch, cons
   ctx_l.num_layers = cfg_.num_layers;
   for (int l = 0; l < cfg_.num_layers; ++l) {
     ctx_l.layer = l;
-    block_forward(l, batch, e0, ctx, backend, ctx_l, profile);
+    try {
+      block_forward(l, batch, e0, ctx, backend, ctx_l, profile);
+    } catch (const NumericalError& e) {  // the attention kernel's, which knows no block
+      throw NumericalError(std::string(e.what()) + " in block " + std::to_string(l), l);
+    }
     bool finite = true;
 #pragma omp parallel for reduction(&& : finite) schedule(static)
     for (int64_t i = 0; i < BN * D; ++i) finite = finite && std::isfinite(x_[i]);
