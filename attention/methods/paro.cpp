@@ -77,17 +77,16 @@ ParoCalibration ParoCalibration::read(const std::string& path) {
   try {
     if (j.at("format") != "ditgen-paro-calibration" || j.at("version") != 1)
       throw std::runtime_error("not a version 1 ditgen PARO calibration");
-    const auto integer = json_integer;
-    c.tp = integer(j.at("grid").at(0), "grid[0]", 1, 1 << 20), c.hp = integer(j.at("grid").at(1), "grid[1]", 1, 1 << 20);
-    c.wp = integer(j.at("grid").at(2), "grid[2]", 1, 1 << 20);
-    c.block = integer(j.at("block"), "block", 1, 1024), c.heads = integer(j.at("heads"), "heads", 1, 4096);
-    c.layers = integer(j.at("layers"), "layers", 0, 4096), c.mass = j.at("mass").get<double>();
+    c.tp = json_integer(j.at("grid").at(0), "grid[0]", 1, 1 << 20), c.hp = json_integer(j.at("grid").at(1), "grid[1]", 1, 1 << 20);
+    c.wp = json_integer(j.at("grid").at(2), "grid[2]", 1, 1 << 20);
+    c.block = json_integer(j.at("block"), "block", 1, 1024), c.heads = json_integer(j.at("heads"), "heads", 1, 4096);
+    c.layers = json_integer(j.at("layers"), "layers", 0, 4096), c.mass = j.at("mass").get<double>();
     const int64_t n = int64_t(c.tp) * c.hp * c.wp;
     if (n > (int64_t(1) << 31) - 1) throw std::runtime_error("grid of " + std::to_string(n) + " tokens is too large");
     const int nb = int((n + c.block - 1) / c.block);
     for (const auto& p : j.at("plans")) {
       ParoHeadPlan h;
-      h.layer = integer(p.at("layer"), "plan layer", 0, c.layers - 1), h.head = integer(p.at("head"), "plan head", 0, c.heads - 1);
+      h.layer = json_integer(p.at("layer"), "plan layer", 0, c.layers - 1), h.head = json_integer(p.at("head"), "plan head", 0, c.heads - 1);
       h.order = p.at("order").get<std::string>(), h.density = p.at("density").get<double>();
       if (std::find(axis_orders().begin(), axis_orders().end(), h.order) == axis_orders().end())
         throw std::runtime_error("unknown axis order '" + h.order + "'");

@@ -144,18 +144,22 @@ AttendReport StaCalibrator::attend(const AttentionInputs& in, float* out, const 
   const size_t per_head = size_t(n) * size_t(dh), cell0 = (size_t(ctx.step) * layers_ + size_t(ctx.layer)) * heads_;
   scratch_.resize(per_head * size_t(heads));
   std::vector<double> ref(static_cast<size_t>(heads), 0.0);
+#pragma omp parallel for schedule(static)
   for (int h = 0; h < heads; ++h)
     for (size_t i = 0; i < per_head; ++i) ref[size_t(h)] += double(out[size_t(h) * per_head + i]) * out[size_t(h) * per_head + i];
+  std::vector<double> rel(static_cast<size_t>(heads));
   for (size_t w = 0; w < windows_.size(); ++w) {
     kernel_.run(self_attention(in.q, in.k, in.v, scratch_.data(), heads, n, dh, &maps_[w]));
+#pragma omp parallel for schedule(static)
     for (int h = 0; h < heads; ++h) {
       double e = 0;
       const float* a = scratch_.data() + size_t(h) * per_head;
       const float* b = out + size_t(h) * per_head;
       for (size_t i = 0; i < per_head; ++i) e += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-      const double rel = ref[size_t(h)] > 0 ? std::sqrt(e / ref[size_t(h)]) : std::sqrt(e);
-      err_sum_[(cell0 + size_t(h % heads_)) * windows_.size() + w] += rel;
+      rel[size_t(h)] = ref[size_t(h)] > 0 ? std::sqrt(e / ref[size_t(h)]) : std::sqrt(e);
     }
+    // Heads h and h + NH (cond, uncond) share a cell: summed after the parallel loop.
+    for (int h = 0; h < heads; ++h) err_sum_[(cell0 + size_t(h % heads_)) * windows_.size() + w] += rel[size_t(h)];
   }
   for (int h = 0; h < heads; ++h) ++err_count_[cell0 + size_t(h % heads_)];
   ++calls_recorded_;
