@@ -12,12 +12,11 @@
 #include <new>
 #include <sstream>
 #include <stdexcept>
-
-#include "core/errors.h"
 #include <vector>
 
 #include "attention/kernel/kernel.h"
 #include "attention/kernel/kernel_impl.h"
+#include "core/errors.h"
 
 namespace ditgen::attn {
 
@@ -308,18 +307,19 @@ void AttentionKernel::run(const AttentionCall& call) const {
   }
   if (alloc_failed) throw std::bad_alloc();
   if (empty_rows > 0 && !call.allow_empty_rows) {
-    // Non-finite q or k (overflowed activations) can leave a row's softmax without a usable
-    // term: that is a numerical failure for the engine's guard, not a map with an empty row.
-    const size_t nq = size_t(call.heads) * size_t(call.q_len) * size_t(call.head_dim);
-    const size_t nk = size_t(call.heads) * size_t(call.kv_len) * size_t(call.head_dim);
-    if (!std::all_of(call.q, call.q + nq, [](float x) { return std::isfinite(x); }) ||
-        !std::all_of(call.k, call.k + nk, [](float x) { return std::isfinite(x); }))
-      throw NumericalError("attention kernel: q or k hold non-finite values", -1);
+    // A row with no usable term: either the map gives it no key (the caller's error) or every
+    // score it has is -inf (overflowed activations: a failure for the engine's numerical guard).
+    // Non-finite scores of any other kind reach the output as NaN, on every path.
+    try {
+      map.validate();
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("attention kernel: ") + e.what());
+    }
     const Item& it = items[size_t(first_empty_item)];
     std::ostringstream s;
-    s << "attention kernel: " << empty_rows << " query row(s) attend to no key (first in head " << it.head
-      << ", query block " << it.qb << "); their output was set to zero. BlockMap::validate rejects such maps";
-    throw std::invalid_argument(s.str());
+    s << "attention kernel: " << empty_rows << " query row(s) with keys in the map got no finite score (first in head "
+      << it.head << ", query block " << it.qb << "): the inputs overflowed";
+    throw NumericalError(s.str(), -1);
   }
 }
 

@@ -35,11 +35,12 @@ struct V256 {
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
   static Reg sub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }
   static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
-  // 2^x for x <= 0, as the AVX-512 one but building 2^n in the exponent bits; 0 below -126.
+  // 2^x for x <= 0, as the AVX-512 one but building 2^n in the exponent bits; 0 below -126,
+  // NaN kept (unordered compare, and vmaxps returns its second operand on NaN).
   static Reg exp2(Reg x) {
     const Reg lo = _mm256_set1_ps(-126.0f);
-    const Reg keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
-    x = _mm256_max_ps(x, lo);
+    const Reg keep = _mm256_cmp_ps(x, lo, _CMP_NLT_UQ);
+    x = _mm256_max_ps(lo, x);
     const Reg n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const Reg f = _mm256_sub_ps(x, n);
     Reg p = _mm256_set1_ps(1.535336188319500e-4f);

@@ -8,9 +8,11 @@ namespace avx512 {
 
 // 2^x for x <= 0 (the softmax's only range): round-to-nearest split x = n + f, f in
 // [-0.5, 0.5], 2^f by a degree-6 polynomial (Cephes exp2f coefficients, relative error about
-// 1.4e-7), scaled by 2^n with vscalefps. Inputs below -200 (and -inf) give exactly 0.
+// 1.4e-7), scaled by 2^n with vscalefps. Inputs below -200 (and -inf) give exactly 0; NaN
+// (a score of inf - inf: overflowed activations) stays NaN, as in the portable path, so the
+// row's sum and output carry it to the numerical guard.
 inline __m512 exp2(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-200.0f));
+  x = _mm512_max_ps(_mm512_set1_ps(-200.0f), x);  // vmaxps returns its second operand on NaN
   const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(x, n);
   __m512 p = _mm512_set1_ps(1.535336188319500e-4f);

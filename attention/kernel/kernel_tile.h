@@ -12,7 +12,7 @@
 // are read in place (broadcasts from their rows) and need no packing. V must provide:
 //   Reg, W (lanes), QG (query vectors per micro-kernel), RS / RO (key rows / channels per
 //   micro-kernel), zero, load, store, load_n, store_n (first n lanes), set1, fma, mul, add, max,
-//   exp2 (exact 0 for inputs below -126), keep_or_neg_inf (lane i kept iff bit i), finite_or_zero
+//   exp2 (exact 0 for inputs below -126, NaN for NaN), keep_or_neg_inf (lane i kept iff bit i), finite_or_zero
 //   (-inf -> 0), transpose (W×W block in registers).
 #include <cmath>
 #include <cstdint>
