@@ -50,6 +50,29 @@ void set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
 
+std::optional<std::string> find_shipped_classifier() {
+  std::error_code ec;
+  std::vector<fs::path> tried = {fs::path(kShippedClassifier)};
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec)
+    for (const char* rel : {"..", "../..", "../share/ditgen"}) tried.push_back(exe.parent_path() / rel / kShippedClassifier);
+  for (const auto& p : tried)
+    if (fs::is_regular_file(p, ec)) return p.lexically_normal().string();
+  return std::nullopt;
+}
+
+std::string find_classifier(const std::string& given) {
+  std::error_code ec;
+  if (!given.empty()) {
+    if (!fs::is_regular_file(given, ec)) throw UsageError("classifier '" + given + "' not found");
+    return given;
+  }
+  if (auto p = find_shipped_classifier()) return *p;
+  throw UsageError(std::string("the shipped digit classifier (") + kShippedClassifier +
+                   ") was not found in the working directory nor next to the ditgen binary; run from the repository "
+                   "root or pass --classifier (ditgen train-classifier makes one)");
+}
+
 namespace {
 std::string num(double v) {
   std::ostringstream s;

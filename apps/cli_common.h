@@ -3,20 +3,20 @@
 // common generation flags, JSON output written atomically.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+
 #include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include <optional>
-
 #include "attention/kernel/kernel.h"
+#include "dit/lora.h"
+#include "io/atomic_file.h"
 #include "pipeline/generate.h"
 #include "pipeline/memory.h"
 #include "pipeline/options.h"
-#include "dit/lora.h"
 #include "pipeline/prompt.h"
 #include "sampler/step_cache.h"
-#include "io/atomic_file.h"
 
 namespace ditgen::app {
 
@@ -40,6 +40,17 @@ std::vector<int> parse_int_list(const std::string& text, const char* what);
 
 // score-digits --labels: "a,b" with a and b single digits 0-9; throws UsageError naming the text.
 std::array<int, 2> parse_labels(const std::string& text);
+
+// The shipped digit classifier, relative to the repository root (or the install prefix).
+inline constexpr const char* kShippedClassifier = "models/digits-classifier.yml.gz";
+
+// The shipped classifier looked up in the working directory and then next to the executable
+// (build tree or installed tree); nullopt where it is in none of them.
+std::optional<std::string> find_shipped_classifier();
+
+// --classifier as given (UsageError if it is not a file), else the shipped one (UsageError
+// naming where it was looked for).
+std::string find_classifier(const std::string& given);
 
 // Sets OpenMP's thread count (0 = leave the default); throws UsageError when out of range.
 void set_threads(int threads);

@@ -27,7 +27,7 @@ struct CompareArgs {
   std::vector<std::string> cache;  // empty: off only
   std::string baseline = "dense";
   std::string out_dir, json;
-  std::string classifier = "models/digits-classifier.yml.gz";
+  std::string classifier;  // empty: the shipped one, where it is found
   int recall_rows = 4;
   double fps = 8;
   bool overwrite = false;
@@ -118,9 +118,20 @@ void run_compare(const CompareArgs& a) {
   pipeline::GenerateOptions opt = a.gen.options(model);
   io::install_interrupt_handlers();
 
+  // The digit score: the digits model's task quality, with --classifier or the shipped
+  // classifier; without the shipped one (an installed binary elsewhere) the JSON says null.
   eval::DigitClassifier clf;
-  const bool digits = model.config().num_classes == 10 && model.config().ctx_len == 2 && fs::exists(a.classifier);
-  if (digits) clf = eval::DigitClassifier::load(a.classifier);
+  const bool label_model = model.config().num_classes == 10 && model.config().ctx_len == 2;
+  if (!a.classifier.empty() && !label_model)
+    throw UsageError("--classifier '" + a.classifier + "' scores the digits model's videos; '" + a.gen.model +
+                     "' is not a ten-class label model");
+  const std::optional<std::string> clf_path =
+      !label_model ? std::nullopt : a.classifier.empty() ? find_shipped_classifier() : find_classifier(a.classifier);
+  if (label_model && !clf_path)
+    std::cerr << "digit score not measured: the shipped classifier (" << kShippedClassifier
+              << ") is neither in the working directory nor next to the ditgen binary; pass --classifier\n";
+  const bool digits = clf_path.has_value();
+  if (digits) clf = eval::DigitClassifier::load(*clf_path);
   auto score = [&](Measured& m) {
     if (!digits) return;
     const auto& f = m.result.frames;
@@ -142,6 +153,7 @@ void run_compare(const CompareArgs& a) {
                    {"width", opt.shape.width}, {"steps", opt.steps},      {"cfg", opt.cfg},
                    {"seed", opt.seed},          {"labels", opt.condition.labels},    {"solver", opt.solver},
                    {"tokens", base.result.tokens}, {"recall_rows", a.recall_rows}};
+  j["classifier"] = clf_path ? nlohmann::json(*clf_path) : nlohmann::json(nullptr);
   j["runs"] = nlohmann::json::array();
 
   std::printf("%-48s %8s %8s %8s %7s %8s %8s %8s %8s %7s %7s\n", "attn", "PSNR", "PSNRf", "SSIM", "density", "seconds",
@@ -203,7 +215,9 @@ const Registrar reg("compare", "Compare sparse attention configurations against 
   sub.add_option("--baseline", a->baseline, "Baseline attention spec");
   sub.add_option("--out-dir", a->out_dir, "Write a side-by-side video (dense | sparse | 4x difference) per run here");
   sub.add_option("--json", a->json, "Write the results as JSON (schema in docs/compare.md)");
-  sub.add_option("--classifier", a->classifier, "Digit classifier for the digit score (digits model only)");
+  sub.add_option("--classifier", a->classifier,
+                 std::string("Digit classifier for the digit score (digits model only; default: the shipped ") +
+                     kShippedClassifier + ")");
   sub.add_option("--recall-rows", a->recall_rows, "Query rows per head sampled per call for attention recall");
   sub.add_option("--fps", a->fps, "Frames per second of the side-by-side videos");
   sub.add_flag("--overwrite", a->overwrite, "Replace existing output files");

@@ -17,8 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kDefaultClassifier = "models/digits-classifier.yml.gz";
-
 struct ScoreDigitsArgs {
   std::string video, labels, classifier, json;
   int threshold = eval::ScoreOptions{}.threshold;
@@ -45,27 +43,6 @@ std::array<int, 2> parse_labels(const std::string& text) {
 }
 
 namespace {
-
-// The classifier to use: --classifier as given, or the shipped model looked up relative to
-// the working directory and then to the executable (build tree or installed tree).
-std::string find_classifier(const std::string& given) {
-  std::error_code ec;
-  if (!given.empty()) {
-    if (!fs::is_regular_file(given, ec)) throw UsageError("classifier '" + given + "' not found");
-    return given;
-  }
-  std::vector<fs::path> tried = {fs::path(kDefaultClassifier)};
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    const fs::path dir = exe.parent_path();
-    for (const char* rel : {"..", "../..", "../share/ditgen"}) tried.push_back(dir / rel / kDefaultClassifier);
-  }
-  for (const auto& p : tried)
-    if (fs::is_regular_file(p, ec)) return p.lexically_normal().string();
-  throw UsageError(std::string("the shipped digit classifier (") + kDefaultClassifier +
-                   ") was not found in the working directory nor next to the ditgen binary; run from the repository "
-                   "root or pass --classifier (ditgen train-classifier makes one)");
-}
 
 void run_score_digits(const ScoreDigitsArgs& a) {
   const std::array<int, 2> labels = parse_labels(a.labels);
@@ -118,7 +95,7 @@ const Registrar reg(
       sub.add_option("--labels", a->labels, "The two requested digits, for example 3,7 (order does not matter)")
           ->required();
       sub.add_option("--classifier", a->classifier,
-                     std::string("Digit classifier (default: the shipped ") + kDefaultClassifier + ")");
+                     std::string("Digit classifier (default: the shipped ") + kShippedClassifier + ")");
       sub.add_option("--json", a->json, "Also write the score and per-frame predictions as JSON");
       sub.add_option("--threshold", a->threshold, "Ink threshold 1..254 for finding digits")->capture_default_str();
       sub.add_option("--digit-scale", a->digit_scale, "Frame pixels per digits.png pixel (28/20 for the shipped data)")

@@ -15,6 +15,10 @@ Usage (from the repository root, after building):
   python3 bench/quality_sweep.py --frames 64 --cases 1 --extend   (keeps the runs already in
       each case's compare JSON and runs only the specs it lacks, in one more invocation)
 
+An entry is an attention spec, or an attention spec and a step cache as "ATTN +CACHE" (the
+`--cache` spec of `ditgen compare`): the entries of one cache run in one compare invocation of
+their own, so a case with cached entries takes one invocation per cache.
+
 Each compare JSON records the specs as given, in run order, under "sweep_specs". With --extend
 the new runs are appended and the new invocation's baseline goes to "extra_baselines": every
 run's speedup stays against the dense run of its own invocation (the dense output is
@@ -52,6 +56,16 @@ SPECS = {
         "radial3d:decay=0.5,dense_steps=0.4,refresh=4",
     ],
 }
+# generate's defaults: the float32 kernel, and the bf16 one where the CPU has AVX512-BF16; each
+# with and without generate's step cache, and dense attention with the cache alone.
+GENERATE_CACHE = "easy:thresh=0.05,warmup=0.5,reuse=output"
+CACHED = [
+    f"radial3d:decay=0.5,dense_steps=0.4,refresh=4 +{GENERATE_CACHE}",
+    "radial3d:decay=0.5,dense_steps=0.4,refresh=4,isa=avx512bf16",
+    f"radial3d:decay=0.5,dense_steps=0.4,refresh=4,isa=avx512bf16 +{GENERATE_CACHE}",
+    f"dense +{GENERATE_CACHE}",
+]
+SPECS["full"] += CACHED
 # One point per method, for 64 frames where a dense run takes minutes.
 SPECS["short"] = [
     "radial:block=64",
@@ -65,7 +79,7 @@ SPECS["short"] = [
 # PAROAttention needs a calibration file per length and mass: one dense run of its own (a seed and
 # labels outside CASES, fewer steps) by `ditgen calibrate`, then `paro:calib=FILE` in the sweep.
 # The short set plus the best configurations at 16 frames: the full sweep's, and generate's default.
-SPECS["pick"] = SPECS["short"] + ["radial3d:decay=0.5,dense_steps=0.5", "radial3d:decay=0.5,dense_steps=0.4,refresh=4"]
+SPECS["pick"] = SPECS["short"] + ["radial3d:decay=0.5,dense_steps=0.5", "radial3d:decay=0.5,dense_steps=0.4,refresh=4"] + CACHED
 
 PARO_MASSES = {"full": [0.95, 0.9, 0.8], "short": [0.9], "pick": [0.9]}
 CALIB_CASE = (99, "2,5")
@@ -84,8 +98,19 @@ CASES = [(0, "3,7"), (1, "1,8"), (2, "0,5"), (3, "4,9"), (4, "2,6")]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def method_of(spec):
-    return "window (STA search)" if "sta_volume=" in spec else spec.split(":")[0]
+def split_entry(entry):
+    """(attention spec, cache spec or "off") of a sweep entry "ATTN" or "ATTN +CACHE"."""
+    attn, _, cache = entry.partition(" +")
+    return attn, cache or "off"
+
+
+def method_of(entry):
+    """The plot's curve: the method, with the bf16 kernel and the step cache as curves of their own."""
+    attn, cache = split_entry(entry)
+    name = "window (STA search)" if "sta_volume=" in attn else attn.split(":")[0]
+    if "isa=avx512bf16" in attn:
+        name += " (bf16)"
+    return name if cache == "off" else name + " + step cache"
 
 
 def tag_of(args):
@@ -132,12 +157,17 @@ def method_label(spec):
 
 
 def run_compare(args, frames, seed, labels, specs, out_json):
+    """One invocation for entries that share their cache."""
     cmd = [args.ditgen, "compare", "--model", args.model, "--frames", str(frames), "--seed", str(seed),
            "--labels", labels, "--threads", str(args.threads), "--gemm", args.gemm, "--json", out_json, "--overwrite"]
     if args.steps:
         cmd += ["--steps", str(args.steps)]
+    caches = {split_entry(s)[1] for s in specs}
+    assert len(caches) == 1, caches
+    if caches != {"off"}:
+        cmd += ["--cache", caches.pop()]
     for s in specs:
-        cmd += ["--attn", s]
+        cmd += ["--attn", split_entry(s)[0]]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     with open(out_json) as f:
@@ -154,7 +184,8 @@ def write_json(path, data):
 
 
 def run_case(args, frames, seed, labels, specs, out_json):
-    """One compare invocation for the case; with --extend, only for the specs the file lacks."""
+    """One compare invocation per cache for the case; with --extend, only for the entries the
+    file lacks."""
     old = None
     if args.extend and os.path.exists(out_json):
         with open(out_json) as f:
@@ -162,20 +193,22 @@ def run_case(args, frames, seed, labels, specs, out_json):
         if "sweep_specs" not in old:
             sys.exit(f"{out_json} has no 'sweep_specs' (the specs as given, in run order): cannot extend it")
     missing = [s for s in specs if old is None or s not in old["sweep_specs"]]
-    if not missing:
-        return old
-    data = run_compare(args, frames, seed, labels, missing, out_json + ".new")
-    os.remove(out_json + ".new")
-    if old is not None:
-        if old["settings"] != data["settings"]:
-            sys.exit(f"{out_json} was made with other settings ({old['settings']}, now {data['settings']}): "
-                     "cannot extend it")
-        old["runs"] += data["runs"]
-        old["sweep_specs"] += missing
-        old.setdefault("extra_baselines", []).append(data["baseline"])
-        data = old
-    write_json(out_json, data)
-    return data
+    caches = list(dict.fromkeys(split_entry(s)[1] for s in missing))
+    for cache in caches:
+        group = [s for s in missing if split_entry(s)[1] == cache]
+        data = run_compare(args, frames, seed, labels, group, out_json + ".new")
+        os.remove(out_json + ".new")
+        if old is not None:
+            if old["settings"] != data["settings"]:
+                sys.exit(f"{out_json} was made with other settings ({old['settings']}, now {data['settings']}): "
+                         "cannot extend it")
+            old["runs"] += data["runs"]
+            old["sweep_specs"] += group
+            old.setdefault("extra_baselines", []).append(data["baseline"])
+        else:
+            old = data
+        write_json(out_json, old)
+    return old
 
 
 def as_float(v):
@@ -241,13 +274,14 @@ def plot(rows, frames, gemm, path, base_digits=None):
 
 
 def invocations_note(results):
-    """A sentence when a case's runs come from several compare invocations (--extend)."""
+    """A sentence when a case's runs come from several compare invocations (one per step cache,
+    and --extend)."""
     extra = [b for r in results for b in r.get("extra_baselines", [])]
     if not extra:
         return ""
     dense = [float(r["baseline"]["seconds"]) for r in results] + [float(b["seconds"]) for b in extra]
     return (f" The runs of a case come from {1 + max(len(r.get('extra_baselines', [])) for r in results)} compare "
-            f"invocations (`--extend` added specs later): each speedup is against the dense run of its own "
+            f"invocations (one per step cache, and `--extend` runs): each speedup is against the dense run of its own "
             f"invocation (dense {min(dense):.1f}–{max(dense):.1f} s across them).")
 
 

@@ -51,8 +51,9 @@ TEST_F(Cli, GenerateWritesVideoFramesAndJson) {
   // The default attention, spelled out in full.
   EXPECT_EQ(j["attn"], attn::make_backend(app::default_generate_attn(attn::Isa::Auto))->spec());
   EXPECT_EQ(app::default_generate_attn(attn::Isa::Portable), app::kDefaultGenerateAttn);  // --isa given: followed
-  if (attn::isa_supported(attn::Isa::Avx512Bf16))
+  if (attn::isa_supported(attn::Isa::Avx512Bf16)) {
     EXPECT_NE(j["attn"].get<std::string>().find("isa=avx512bf16"), std::string::npos) << j["attn"];
+  }
   // The default step cache; three steps leave nothing to skip (warm-up, rate, last step).
   EXPECT_EQ(j["cache"], sampler::CacheSpec::parse(app::kDefaultGenerateCache).str());
   EXPECT_EQ(j["skipped_steps"], nlohmann::json::array());
@@ -174,6 +175,32 @@ TEST_F(Cli, StaSearchWritesAFileThatWindowRuns) {
   r = run_ditgen("calibrate --model " + model + " --labels 3,7 --frames 4 --steps 2 --volume 4 --out " + (dir / "p.json"));
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("--volume does not apply to --method paro"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, CompareRunsEachAttentionUnderEachCacheAndScoresDigitsFromAnyDirectory) {
+  // The test runs in the build tree, not the repository root: the shipped classifier is found
+  // next to the binary, as score-digits finds it.
+  const std::string json = dir / "cmp.json";
+  auto r = run_ditgen("compare --model " + model + " --labels 3,7 --frames 4 --steps 5 --attn radial3d:block=16 "
+                      "--cache off --cache easy:thresh=10,warmup=1 --json " + json);
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream f(json);
+  const auto j = nlohmann::json::parse(f);
+  ASSERT_TRUE(j["classifier"].is_string()) << j;
+  EXPECT_TRUE(fs::equivalent(j["classifier"].get<std::string>(), fs::path(DITGEN_SOURCE_DIR) / app::kShippedClassifier));
+  EXPECT_TRUE(j["baseline"].contains("digit_score"));
+  ASSERT_EQ(j["runs"].size(), 2u);
+  EXPECT_EQ(j["runs"][0]["cache"], "off");
+  EXPECT_EQ(j["runs"][1]["cache"].get<std::string>().rfind("easy:", 0), 0u) << j["runs"][1]["cache"];
+  EXPECT_TRUE(j["runs"][0]["skipped_steps"].empty());
+  EXPECT_EQ(j["runs"][1]["skipped_steps"], nlohmann::json::array({2, 3}))
+      << "threshold 10 skips every step the rule may (step 0 warm-up, 1 its first rate, 4 the last)";
+  for (const auto& run : j["runs"]) EXPECT_GT(run["speedup_e2e"].get<double>(), 0.0) << run;
+  // A classifier that is not there is refused, not skipped.
+  const std::string missing = dir / "no-such-classifier.yml.gz";
+  r = run_ditgen("compare --model " + model + " --labels 3,7 --frames 4 --steps 3 --attn dense --classifier " + missing);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("classifier '" + missing + "' not found"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, InspectPrintsConfigAndTensors) {
