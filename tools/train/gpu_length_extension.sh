@@ -8,12 +8,16 @@
 #        the GPU: their rates (train.py --bench), N = TRAIN_SECONDS at the slowest rate, N steps
 #        each (stopped 60 s after TRAIN_SECONDS at the latest); $OUT/lx_train.tar.gz holds runs/lx
 #        (logs, adapters), $OUT/full_sparse.h5 the fully fine-tuned model
-#   bash tools/train/gpu_length_extension.sh all [TRAIN_SECONDS]     train, then score
+#   bash tools/train/gpu_length_extension.sh all [TRAIN_SECONDS]     train, then score (with 240 s
+#        of training the scoring runs past one 10-minute call: use train, then score)
 #   bash tools/train/gpu_length_extension.sh quick [TRAIN_SECONDS]   the LoRA variant alone, then its
 #        score and (unless QUICK_BASELINE=0) the untuned model's under the same mask
 #   bash tools/train/gpu_length_extension.sh score   50 videos of 64 frames from the original
-#        model and each variant; $OUT/lx_frames_*.tar, scored on the CPU by
-#        `python3 bench/digit_quality.py --h5 ...`
+#        model (dense and masked) and each variant, the six sets at once (about 3.5 minutes on an
+#        H100); $OUT/lx_frames.tar holds frames/TAG/TAG_cfg6_t64_p{0..4}.h5, scored on the CPU by
+#        `python3 bench/digit_quality.py --h5 frames/TAG/TAG_cfg6_t64_p*.h5`. On a fresh machine
+#        it needs runs/lx as train left it: `tar -xzf lx_train.tar.gz` and full_sparse.h5 copied to
+#        runs/lx/full_sparse/final.h5, carried with the call (runs/ and data/ are git-ignored)
 # Variants (all from models/digits-dit.h5, 64-frame clips, batch 4, AdamW, EMA 0.995):
 #   lora_sparse  LoRA rank 16 on the attention and FFN projections, radial3d mask in the forward
 #   full_sparse  every weight trained, radial3d mask in the forward
@@ -72,12 +76,10 @@ pipeline() {  # train seconds; the three variants share the GPU
   echo "training wall $(( $(date +%s) - t0 )) s"
 }
 
-score_all() {
-  mkdir -p "$RUN/frames"
+score_all() {  # the six sets at once (about 3.5 minutes on one H100), in files of 10 videos
   score orig_dense models/digits-dit.h5 "$DENSE_SAMPLE" &
   score orig_sparse models/digits-dit.h5 "$SPARSE_SAMPLE" &
   score lora_sparse models/digits-dit.h5 "$SPARSE_SAMPLE --adapter $RUN/lora_sparse/adapter.safetensors" &
-  wait
   score full_sparse "$RUN/full_sparse/final.h5" "$SPARSE_SAMPLE" &
   score lora_dense models/digits-dit.h5 "$DENSE_SAMPLE --adapter $RUN/lora_dense/adapter.safetensors" &
   score lora_sparse_dense models/digits-dit.h5 "$DENSE_SAMPLE --adapter $RUN/lora_sparse/adapter.safetensors" &
@@ -85,11 +87,11 @@ score_all() {
   echo "DONE"
 }
 
-score() {  # tag, model, sample.py arguments
+score() {  # tag, model, sample.py arguments: $RUN/frames/TAG/TAG_cfg6_t64_p{0..4}.h5 (+ real_t64.h5)
   local t0; t0=$(date +%s)
-  OUT="$RUN/frames_$1" MODEL="$2" FRAMES=64 TAG="$1" SAMPLE_ARGS="$3" bash tools/train/gpu_digit_probe.sh 6 > "$RUN/score_$1.txt" 2>&1
+  OUT="$RUN/frames/$1" MODEL="$2" FRAMES=64 TAG="$1" CHUNK=10 SAMPLE_ARGS="$3" bash tools/train/gpu_digit_probe.sh 6 \
+    > "$RUN/score_$1.txt" 2>&1
   echo "scored $1: rc $? in $(( $(date +%s) - t0 )) s"
-  mv "$RUN/frames_$1/$1_cfg6_t64.h5" "$RUN/frames/" && mv "$RUN/frames_$1/real_t64.h5" "$RUN/frames/"
 }
 
 case "${1:-}" in
@@ -103,7 +105,7 @@ train)
   fi
   ;;
 quick)  # when little GPU time is left: the LoRA variant alone for TRAIN_SECONDS, scored sparse
-  rm -rf "$RUN"; mkdir -p "$RUN/frames" "$RUN/lora_sparse"
+  rm -rf "$RUN"; mkdir -p "$RUN/lora_sparse"
   # shellcheck disable=SC2046
   python3 tools/train/train.py --init models/digits-dit.h5 --t-cycle 64 --batch 16 --warmup 20 \
     --ema 0.995 --slot-order left-first --val-frames 64 --val-every 1000000 --log-every 25 --ckpt-every 1e9 \
@@ -114,7 +116,7 @@ quick)  # when little GPU time is left: the LoRA variant alone for TRAIN_SECONDS
   score lora_sparse models/digits-dit.h5 "$SPARSE_SAMPLE --adapter $RUN/lora_sparse/adapter.safetensors" &
   [[ "${QUICK_BASELINE:-1}" == 1 ]] && score orig_sparse models/digits-dit.h5 "$SPARSE_SAMPLE" &
   wait
-  [[ -n "${OUT:-}" ]] && tar -cf "$OUT/lx_quick_frames.tar" -C "$RUN/frames" . && ls -la "$OUT"
+  [[ -n "${OUT:-}" ]] && tar -cf "$OUT/lx_quick_frames.tar" -C "$RUN" frames && ls -la "$OUT"
   ;;
 all)
   bash "$0" train "${2:-240}"
@@ -123,9 +125,7 @@ score)
   score_all 2>&1 | tee "$RUN/score.txt"
   if [[ -n "${OUT:-}" ]] && grep -q DONE "$RUN/score.txt"; then
     tar -czf "$OUT/lx_score_logs.tar.gz" "$RUN"/score*.txt
-    tar -cf "$OUT/lx_frames_orig.tar" -C "$RUN/frames" real_t64.h5 orig_dense_cfg6_t64.h5 orig_sparse_cfg6_t64.h5
-    tar -cf "$OUT/lx_frames_tuned.tar" -C "$RUN/frames" lora_sparse_cfg6_t64.h5 full_sparse_cfg6_t64.h5 \
-      lora_dense_cfg6_t64.h5 lora_sparse_dense_cfg6_t64.h5
+    tar -cf "$OUT/lx_frames.tar" -C "$RUN" frames
     ls -la "$OUT"
   fi
   ;;
