@@ -12,6 +12,10 @@
 #        of training the scoring runs past one 10-minute call: use train, then score)
 #   bash tools/train/gpu_length_extension.sh quick [TRAIN_SECONDS]   the LoRA variant alone, then its
 #        score and (unless QUICK_BASELINE=0) the untuned model's under the same mask
+#   bash tools/train/gpu_length_extension.sh long VARIANT TOTAL_STEPS [TRAIN_SECONDS]   one variant for
+#        TRAIN_SECONDS (default 480) of a TOTAL_STEPS run (its LR schedule), resumed from
+#        runs/lx/VARIANT/ckpt.pt when there: call after call, each time carrying runs/ back
+#        (`cat lx_long_VARIANT.tgz.part-* | tar -xz`); the adapter/final.h5 are as of the last call
 #   bash tools/train/gpu_length_extension.sh score   50 videos of 64 frames from the original
 #        model (dense and masked) and each variant, the six sets at once (about 3.5 minutes on an
 #        H100); $OUT/lx_frames.tar holds frames/TAG/TAG_cfg6_t64_p{0..4}.h5, scored on the CPU by
@@ -118,6 +122,21 @@ quick)  # when little GPU time is left: the LoRA variant alone for TRAIN_SECONDS
   wait
   [[ -n "${OUT:-}" ]] && tar -cf "$OUT/lx_quick_frames.tar" -C "$RUN" frames && ls -la "$OUT"
   ;;
+long)  # VARIANT TOTAL_STEPS [TRAIN_SECONDS]: a run longer than one call, resumed call after call
+  v=${2:?variant}; n=${3:?total steps}
+  [[ -n "$(variant_args "$v")" ]] || { echo "unknown variant '$v'"; exit 2; }
+  mkdir -p "$RUN/$v"
+  [[ -f "$RUN/$v/ckpt.pt" ]] && echo "resuming $v from $RUN/$v/ckpt.pt"
+  DEADLINE=$(( $(date +%s) + ${4:-480} )) train "$v" "$n" 2>&1 | tee -a "$RUN/$v/log.txt" |
+    grep -E "resumed|deadline|final|LoRA|val_loss=[0-9]"
+  if [[ -n "${OUT:-}" ]]; then
+    # the LoRA variants' checkpoints hold the adapters alone (a few MB); full_sparse's, the whole model
+    # and its EMA: in parts of 15 MB (at most 8 files of 16 MiB come back)
+    tar -czf - --exclude='*.h5' "$RUN/$v" | split -b 15m - "$OUT/lx_long_$v.tgz.part-"
+    [[ "$v" == full_sparse ]] && cp "$RUN/$v/final.h5" "$OUT/full_sparse.h5"
+    ls -la "$OUT"
+  fi
+  ;;
 all)
   bash "$0" train "${2:-240}"
   ;&
@@ -129,5 +148,5 @@ score)
     ls -la "$OUT"
   fi
   ;;
-*) echo "usage: $0 train [TRAIN_SECONDS] | score | all [TRAIN_SECONDS] | quick [TRAIN_SECONDS]"; exit 2;;
+*) echo "usage: $0 train [TRAIN_SECONDS] | score | all [TRAIN_SECONDS] | quick [TRAIN_SECONDS] | long VARIANT TOTAL_STEPS [TRAIN_SECONDS]"; exit 2;;
 esac

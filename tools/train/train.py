@@ -13,7 +13,9 @@ warm-up and cosine decay over --steps; EMA of the weights; bf16 autocast on CUDA
 Everything is a function of --seed: the clips of step k come from data seed
 seed*1000003 + k, the noise, sigma and label drop of step k from generators seeded from
 (seed, k). A checkpoint (run/ckpt.pt) is written every --ckpt-every seconds together with
-the EMA export (run/digits-dit.h5); a run restarts from its checkpoint when one is there.
+the EMA export (run/digits-dit.h5); a run restarts from its checkpoint when one is there (a
+LoRA run's checkpoint holds its adapters, their EMA and the optimizer alone: the base weights
+come from --init again, so a run longer than one call of the lent GPU travels in a few MB).
 --deadline (Unix time) stops early, still writing the checkpoint and the exports.
 
 --locality MASK adds --locality-weight times the softmax mass that sampled query rows of every
@@ -52,8 +54,15 @@ CONFIGS = {
     "tiny": DiTConfig(dim=64, ffn_dim=128, num_heads=2, num_layers=2, freq_dim=64, ctx_dim=64),
 }
 
-LOG_FIELDS = ["step", "wall_s", "lr", "loss", "loss_t1", "loss_t16", "loss_t32", "val_loss",
-              "images_seen", "clips16_seen", "clips32_seen", "clip16_equiv_per_s"]
+def seen_field(T):
+    return "images_seen" if T == 1 else f"clips{T}_seen"
+
+
+def log_fields(slots):
+    """The log's columns: a loss and a count per frame count of the cycle (the default cycle's
+    are loss_t1, loss_t16, loss_t32 and images_seen, clips16_seen, clips32_seen)."""
+    return (["step", "wall_s", "lr", "loss"] + [f"loss_t{T}" for T in slots] + ["val_loss"] +
+            [seen_field(T) for T in slots] + ["clip16_equiv_per_s"])
 
 
 def shift_sigma(s, shift):
@@ -104,8 +113,9 @@ def plot(csv_path, png_path):
     def col(k):
         return np.array([float(r[k]) if r[k] not in ("", "nan") else np.nan for r in rows])
 
-    series = [("loss (all T)", col("loss")), ("T=1", col("loss_t1")), ("T=16", col("loss_t16")),
-              ("T=32", col("loss_t32")), ("val T=16 (EMA)", col("val_loss"))]
+    per_t = sorted((int(k[len("loss_t"):]), k) for k in rows[0] if k.startswith("loss_t"))
+    series = ([("loss (all T)", col("loss"))] + [(f"T={T}", col(k)) for T, k in per_t] +
+              [("val (EMA)", col("val_loss"))])
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -200,12 +210,8 @@ def main():
         torch.backends.cudnn.allow_tf32 = True
     cfg = CONFIGS[a.config]
     tcycle = [int(v) for v in a.t_cycle.split(",")]
-    # the log's three loss/count columns are the cycle's frame counts in increasing order
-    # (default: T = 1, 16, 32)
-    slots = sorted(set(tcycle))
-    assert len(slots) <= 3, "at most three frame counts in --t-cycle"
-    slot_of = {T: [1, 16, 32][len(slots) - 3 + i] if len(slots) == 3 else [1, 16, 32][i]
-               for i, T in enumerate(slots)}
+    slots = sorted(set(tcycle))  # the log has a loss and a count column per frame count
+    fields = log_fields(slots)
 
     if a.lora < 0 or (a.adapter and not a.lora):
         raise SystemExit(f"--lora {a.lora}: expected a rank >= 1 with --adapter, or 0 (full fine-tune)")
@@ -255,7 +261,7 @@ def main():
 
     ckpt_path = os.path.join(a.run, "ckpt.pt")
     step, wall_before = 0, 0.0
-    seen = {1: 0, 16: 0, 32: 0}
+    seen = {T: 0 for T in slots}
     a.sched_start = 0
     if not a.bench:
         os.makedirs(a.run, exist_ok=True)
@@ -264,11 +270,12 @@ def main():
                 ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
             except TypeError:
                 ck = torch.load(ckpt_path, map_location=dev)
-            model.load_state_dict(ck["model"])
-            ema.load_state_dict(ck["ema"])
+            for m, key in ((model, "model"), (ema, "ema")):
+                _, unexpected = m.load_state_dict(ck[key], strict=not a.lora)
+                assert not unexpected, f"{ckpt_path}: {key} holds tensors this model lacks: {unexpected[:3]}"
             opt.load_state_dict(ck["opt"])
             step, wall_before = ck["step"], ck["wall_s"]
-            seen = {int(k): v for k, v in ck["seen"].items()}
+            seen = {T: 0 for T in slots} | {int(k): v for k, v in ck["seen"].items()}
             if a.steps == 0 and ck.get("steps"):
                 a.steps = ck["steps"]
             if ck["args"].get("init"):
@@ -279,14 +286,17 @@ def main():
             if a.init and a.continue_log and a.log and os.path.exists(a.log):
                 last = list(csv.DictReader(open(a.log)))[-1]
                 step, wall_before = int(last["step"]), float(last["wall_s"])
-                seen = {1: int(last["images_seen"]), 16: int(last["clips16_seen"]), 32: int(last["clips32_seen"])}
+                missing = [seen_field(T) for T in slots if seen_field(T) not in last]
+                if missing:
+                    raise SystemExit(f"--continue-log {a.log}: no column {missing} for this --t-cycle")
+                seen = {T: int(last[seen_field(T)]) for T in slots}
                 print(f"continuing the log {a.log} at step {step}", flush=True)
             if a.init:
                 a.sched_start = step
             if a.log and not (a.init and a.continue_log):
                 os.makedirs(os.path.dirname(os.path.abspath(a.log)), exist_ok=True)
                 with open(a.log, "w", newline="") as f:
-                    csv.writer(f).writerow(LOG_FIELDS)
+                    csv.writer(f).writerow(fields)
     print(f"config {a.config}: {count_params(model):,} parameters; device {dev}; amp {amp}; "
           f"compile {a.compile}; T cycle {tcycle}; batch (T=16) {a.batch}", flush=True)
 
@@ -304,7 +314,9 @@ def main():
 
     def save_all(final=False):
         t0 = time.time()
-        ck = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+        def trained(sd):  # a LoRA run keeps its adapters alone: the rest is --init's, unchanged
+            return {k: v for k, v in sd.items() if ".lora_" in k} if a.lora else sd
+        ck = {"model": trained(model.state_dict()), "ema": trained(ema.state_dict()), "opt": opt.state_dict(),
               "step": step, "wall_s": wall_before + (time.time() - t_start), "seen": seen,
               "config": cfg.to_dict(), "args": vars(a), "steps": a.steps}  # args holds sched_start
         torch.save(ck, ckpt_path + ".tmp")
@@ -326,7 +338,7 @@ def main():
 
     t_start = time.time()
     last_save = time.time()
-    win = {1: [], 16: [], 32: []}
+    win = {T: [] for T in slots}
     win_all = []
     tok_count, tok_t0 = 0, None
     bench_t0 = None
@@ -376,9 +388,9 @@ def main():
             torch._foreach_add_(ep, mp, alpha=1 - d)
         step += 1
         n_local += 1
-        seen[slot_of[T]] += B
+        seen[T] += B
         lv = loss.detach()
-        win[slot_of[T]].append(lv)
+        win[T].append(lv)
         win_all.append(lv)
         if n_local == warm_steps:
             if dev.type == "cuda":
@@ -400,18 +412,17 @@ def main():
             vl = val_loss() if (step % a.val_every == 0 or step == a.steps) else float("nan")
             rate = tok_count / 16 / (time.time() - tok_t0) if tok_t0 and time.time() > tok_t0 else float("nan")
             wall = wall_before + time.time() - t_start
-            row = [step, f"{wall:.1f}", f"{lr_at(step - 1, a):.3e}", f"{lall:.5f}",
-                   f"{means[1]:.5f}", f"{means[16]:.5f}", f"{means[32]:.5f}",
-                   "" if math.isnan(vl) else f"{vl:.5f}", seen.get(1, 0), seen.get(16, 0), seen.get(32, 0),
-                   f"{rate:.1f}"]
+            row = ([step, f"{wall:.1f}", f"{lr_at(step - 1, a):.3e}", f"{lall:.5f}"] +
+                   [f"{means[T]:.5f}" for T in slots] + ["" if math.isnan(vl) else f"{vl:.5f}"] +
+                   [seen[T] for T in slots] + [f"{rate:.1f}"])
             if a.log:
                 with open(a.log, "a", newline="") as f:
                     csv.writer(f).writerow(row)
-            print(" ".join(f"{k}={v}" for k, v in zip(LOG_FIELDS, row)), flush=True)
+            print(" ".join(f"{k}={v}" for k, v in zip(fields, row)), flush=True)
             if outside_win:
                 print(f"outside_mass={torch.stack(outside_win).mean().item():.5f} ({a.locality})", flush=True)
                 outside_win = []
-            win = {1: [], 16: [], 32: []}
+            win = {T: [] for T in slots}
             win_all = []
             if not math.isfinite(lall):
                 raise SystemExit("loss is not finite")
