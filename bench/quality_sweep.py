@@ -10,8 +10,10 @@ the markers <!-- quality_sweep:FRAMES:begin --> and <!-- quality_sweep:FRAMES:en
 Usage (from the repository root, after building):
   python3 bench/quality_sweep.py --frames 16 [--cases 2] [--out-dir bench/sweep] [--threads 2]
   python3 bench/quality_sweep.py --frames 64 --cases 1 --set short
+  python3 bench/quality_sweep.py --frames 16 --cases 5 --set pick   (the pick set over the five
+      cases: files, plot and table carry the suffix "-pick", beside the full set's)
   python3 bench/quality_sweep.py --frames 16 --gemm bf16 --set pick   (dense and sparse alike
-      with bfloat16 linear layers: files, plot and table carry the suffix "-bf16")
+      with bfloat16 linear layers: the suffix "-bf16-pick")
   python3 bench/quality_sweep.py --frames 64 --cases 1 --extend   (keeps the runs already in
       each case's compare JSON and runs only the specs it lacks, in one more invocation)
 
@@ -113,9 +115,14 @@ def method_of(entry):
     return name if cache == "off" else name + " + step cache"
 
 
+def suffixes(args):
+    """What sets a sweep apart from the full one at its length: the GEMM backend where it is not
+    the default, the spec set where it is not the full one. Names files, plot and table."""
+    return ([] if args.gemm == "auto" else [args.gemm]) + ([] if args.set == "full" or args.spec else [args.set])
+
+
 def tag_of(args):
-    """The length, plus the GEMM backend where it is not the default: names files and tables."""
-    return f"{args.frames}" if args.gemm == "auto" else f"{args.frames}-{args.gemm}"
+    return "-".join([str(args.frames)] + suffixes(args))
 
 
 def calibrate_paro(args, frames, mass):
@@ -353,9 +360,10 @@ def main():
     scores = [r["baseline"].get("digit_score") for r in results if r["baseline"].get("digit_score") is not None]
     base["digit_score"] = round(statistics.median(scores), 3) if scores else None
     tag = tag_of(args)
-    png_name = f"pareto_{args.frames}f.png" if args.gemm == "auto" else f"pareto_{args.frames}f_{args.gemm}.png"
+    png_name = "_".join([f"pareto_{args.frames}f"] + suffixes(args)) + ".png"
     plot(rows, args.frames, args.gemm, os.path.join(ROOT, "bench", png_name), base["digit_score"])
-    title = f"Quality sweep, {args.frames} frames" + ("" if args.gemm == "auto" else f", {args.gemm} linear layers")
+    title = (f"Quality sweep, {args.frames} frames" + ("" if args.gemm == "auto" else f", {args.gemm} linear layers") +
+             ("" if args.set == "full" or args.spec else f", the {args.set} set"))
     text = table(rows, args.frames, base, command, invocations_note(results)) + f"\n\n![Pareto, {args.frames} frames]({png_name})"
     splice(args.results, tag, title, text)
     with open(os.path.join(args.out_dir, f"summary_f{tag}.json"), "w") as f:
