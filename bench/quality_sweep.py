@@ -255,10 +255,12 @@ def plot(rows, frames, gemm, path, base_digits=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for m in sorted({r["method"] for r in rows}):
+    colours = plt.get_cmap("tab20").colors  # one colour per method: more methods than the default cycle
+    for i, m in enumerate(sorted({r["method"] for r in rows})):
         pts = sorted((r["speedup_e2e"], min(r["psnr_db"], 60.0), r["digit_score"]) for r in rows if r["method"] == m)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=m)
-        bx.plot([p[0] for p in pts], [p[2] for p in pts], "o", label=m)
+        c = colours[(2 * i) % 20 + (2 * i) // 20]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=c, label=m)
+        bx.plot([p[0] for p in pts], [p[2] for p in pts], "o", color=c, label=m)
     if frames in TARGETS:
         x, y = TARGETS[frames]
         ax.axvline(x, ls="--", color="gray", lw=1)
@@ -275,7 +277,7 @@ def plot(rows, frames, gemm, path, base_digits=None):
     fig.suptitle(f"Sparse attention on the digits model, {frames} frames{linears}")
     for a in (ax, bx):
         a.grid(True, alpha=0.3)
-    ax.legend()
+    bx.legend(fontsize=8)  # the digit panel has room where the PSNR panel has points
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
