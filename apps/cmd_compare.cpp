@@ -112,6 +112,7 @@ void run_compare(const CompareArgs& a) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
+  if (!a.classifier.empty()) find_classifier(a.classifier);  // a missing file, refused before the model loads
   pipeline::Model model = a.gen.load_model();
   if (!model.decoder)
     throw UsageError("compare measures decoded frames, and '" + a.gen.model + "' has no decoder (" + model.no_decoder_reason + ")");
