@@ -16,6 +16,7 @@
 #include "core/numbers.h"
 #include "io/atomic_file.h"
 #include "io/video.h"
+#include "io/weights_h5.h"
 #include "pipeline/options.h"
 #include "pipeline/wan.h"
 
@@ -59,6 +60,12 @@ std::optional<std::string> find_shipped_classifier() {
   for (const auto& p : tried)
     if (fs::is_regular_file(p, ec)) return p.lexically_normal().string();
   return std::nullopt;
+}
+
+bool scores_digits(const std::string& model_spec) {
+  if (pipeline::is_wan_spec(model_spec)) return false;
+  const DiTConfig c = io::inspect_weights(model_spec).config;
+  return c.num_classes == 10 && c.ctx_len == 2;
 }
 
 std::string find_classifier(const std::string& given) {

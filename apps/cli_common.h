@@ -48,6 +48,10 @@ inline constexpr const char* kShippedClassifier = "models/digits-classifier.yml.
 // (build tree or installed tree); nullopt where it is in none of them.
 std::optional<std::string> find_shipped_classifier();
 
+// Whether the digit classifier scores this model's videos: a digits-style weight file (ten
+// classes, two label tokens), read from its config alone (no weights are loaded).
+bool scores_digits(const std::string& model_spec);
+
 // --classifier as given (UsageError if it is not a file), else the shipped one (UsageError
 // naming where it was looked for).
 std::string find_classifier(const std::string& given);

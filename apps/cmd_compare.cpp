@@ -112,7 +112,15 @@ void run_compare(const CompareArgs& a) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  if (!a.classifier.empty()) find_classifier(a.classifier);  // a missing file, refused before the model loads
+  // Whether the digit score applies is read from the file's config alone, so that a
+  // --classifier given with another model is refused before the (long) model load.
+  const bool label_model = scores_digits(a.gen.model);
+  if (!a.classifier.empty()) {
+    find_classifier(a.classifier);
+    if (!label_model)
+      throw UsageError("--classifier '" + a.classifier + "' scores the digits model's videos; '" + a.gen.model +
+                       "' is not a ten-class label model");
+  }
   pipeline::Model model = a.gen.load_model();
   if (!model.decoder)
     throw UsageError("compare measures decoded frames, and '" + a.gen.model + "' has no decoder (" + model.no_decoder_reason + ")");
@@ -122,10 +130,6 @@ void run_compare(const CompareArgs& a) {
   // The digit score: the digits model's task quality, with --classifier or the shipped
   // classifier; without the shipped one (an installed binary elsewhere) the JSON says null.
   eval::DigitClassifier clf;
-  const bool label_model = model.config().num_classes == 10 && model.config().ctx_len == 2;
-  if (!a.classifier.empty() && !label_model)
-    throw UsageError("--classifier '" + a.classifier + "' scores the digits model's videos; '" + a.gen.model +
-                     "' is not a ten-class label model");
   const std::optional<std::string> clf_path =
       !label_model ? std::nullopt : a.classifier.empty() ? find_shipped_classifier() : find_classifier(a.classifier);
   if (label_model && !clf_path)

@@ -201,6 +201,16 @@ TEST_F(Cli, CompareRunsEachAttentionUnderEachCacheAndScoresDigitsFromAnyDirector
   r = run_ditgen("compare --model " + model + " --labels 3,7 --frames 4 --steps 3 --attn dense --classifier " + missing);
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("classifier '" + missing + "' not found"), std::string::npos) << r.output;
+  // A classifier for a model whose videos it cannot score (not ten classes) is refused too.
+  DiTConfig c4 = test::small_config();
+  c4.num_classes = 4;
+  const std::string four = dir / "four.h5";
+  DiTWeights w4 = DiTWeights::random(c4, 5);
+  io::save_weights(four, c4, w4, io::DiskType::Float16, false);
+  const std::string shipped = fs::path(DITGEN_SOURCE_DIR) / app::kShippedClassifier;
+  r = run_ditgen("compare --model " + four + " --labels 1,2 --frames 4 --steps 3 --attn dense --classifier " + shipped);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("is not a ten-class label model"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, InspectPrintsConfigAndTensors) {
