@@ -11,7 +11,8 @@ Usage (from the repository root, after building):
 
 With --h5 FILE [FILE ...] it scores the videos stored in the files instead of generating any (datasets
 frames_u8 (K,T,H,W,1) and labels (K,2), as written by tools/train/sample.py --h5 and
-tools/train/gpu_digit_probe.sh), prints the totals and leaves bench/RESULTS.md alone; this needs
+tools/train/gpu_digit_probe.sh), prints the totals (with --segments K, also per K-th of the
+videos' length: where in the video the digits are lost) and leaves bench/RESULTS.md alone; this needs
 h5py and OpenCV's Python module (Debian: python3-h5py python3-opencv, /usr/bin/python3).
 """
 import argparse
@@ -42,6 +43,8 @@ def score_h5(args):
     labels = np.concatenate([lb for _, lb in parts])
     total = {"frames": 0, "scored": 0, "correct": 0, "overlap": 0}
     videos_ok = 0
+    # scored / correct frames per segment of the video (--segments equal parts of its length)
+    seg_scored, seg_correct = [0] * args.segments, [0] * args.segments
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(frames.shape[0]):
             d = os.path.join(tmp, f"v{k:03d}")
@@ -58,10 +61,20 @@ def score_h5(args):
                              ("overlap", "overlap_frames")):
                 total[key] += s[src]
             videos_ok += s["fraction"] is not None and s["fraction"] >= 0.9
+            for pf in s["per_frame"]:
+                seg = pf["frame"] * args.segments // frames.shape[1]
+                seg_scored[seg] += pf["scored"]
+                seg_correct[seg] += pf["scored"] and pf["correct"]
     frac = total["correct"] / total["scored"] if total["scored"] else float("nan")
     print(f"{' '.join(args.h5)}: {frames.shape[0]} videos of {frames.shape[1]} frames: {100 * frac:.1f}% of scored frames "
           f"correct ({total['correct']}/{total['scored']}); {total['overlap']} of {total['frames']} frames "
           f"overlapping; {videos_ok}/{frames.shape[0]} videos at >= 90% correct")
+    if args.segments > 1:
+        n = frames.shape[1]
+        parts = [f"frames {i * n // args.segments}-{(i + 1) * n // args.segments - 1}: "
+                 f"{100 * c / sc:.1f}% ({c}/{sc})" if sc else f"segment {i}: none scored"
+                 for i, (c, sc) in enumerate(zip(seg_correct, seg_scored))]
+        print("by position in the video: " + "; ".join(parts))
 
 
 def main():
@@ -77,7 +90,13 @@ def main():
     ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     ap.add_argument("--h5", nargs="+", default=[],
                     help="score the videos of these HDF5 files (one set, in order) instead of generating")
+    ap.add_argument("--segments", type=int, default=1,
+                    help="with --h5: also the share correct in each of this many equal parts of the videos' length")
     args = ap.parse_args()
+    if args.segments < 1:
+        ap.error(f"--segments {args.segments}: expected at least 1")
+    if args.segments > 1 and not args.h5:
+        ap.error("--segments applies to --h5 scoring")
     os.makedirs(args.out_dir, exist_ok=True)
     if args.h5:
         score_h5(args)

@@ -16,6 +16,9 @@
 #        TRAIN_SECONDS (default 480) of a TOTAL_STEPS run (its LR schedule), resumed from
 #        runs/lx/VARIANT/ckpt.pt when there: call after call, each time carrying runs/ back
 #        (`cat lx_long_VARIANT.tgz.part-* | tar -xz`); the adapter/final.h5 are as of the last call
+#   bash tools/train/gpu_length_extension.sh round VARIANT TOTAL_STEPS [TRAIN_SECONDS]   `long` for
+#        TRAIN_SECONDS (default 380), then the variant's 50 videos of 64 frames with and without the
+#        mask, tagged VARIANT_sSTEP[_dense]: $OUT/lx_round_VARIANT_sSTEP.tar (frames and logs)
 #   bash tools/train/gpu_length_extension.sh score   50 videos of 64 frames from the original
 #        model (dense and masked) and each variant, the six sets at once (about 3.5 minutes on an
 #        H100); $OUT/lx_frames.tar holds frames/TAG/TAG_cfg6_t64_p{0..4}.h5, scored on the CPU by
@@ -137,6 +140,29 @@ long)  # VARIANT TOTAL_STEPS [TRAIN_SECONDS]: a run longer than one call, resume
     ls -la "$OUT"
   fi
   ;;
+round)  # VARIANT TOTAL_STEPS [TRAIN_SECONDS]: `long`, then the variant's digit score with and without
+  # the mask (LoRA variants; full_sparse under the mask alone), tagged with the step reached:
+  # a point of the score's learning curve per call (TRAIN_SECONDS 380 leaves room for the scoring)
+  v=${2:?variant}; n=${3:?total steps}
+  bash "$0" long "$v" "$n" "${4:-380}" || exit 1
+  step=$(grep -oE 'saved step [0-9]+' "$RUN/$v/log.txt" | tail -n 1 | grep -oE '[0-9]+$')
+  [[ -n "$step" ]] || { echo "no checkpoint step in $RUN/$v/log.txt"; exit 1; }
+  tags=()
+  if [[ "$v" == full_sparse ]]; then
+    score "${v}_s$step" "$RUN/$v/final.h5" "$SPARSE_SAMPLE" & tags+=("${v}_s$step")
+  else
+    score "${v}_s$step" models/digits-dit.h5 "$SPARSE_SAMPLE --adapter $RUN/$v/adapter.safetensors" &
+    score "${v}_s${step}_dense" models/digits-dit.h5 "$DENSE_SAMPLE --adapter $RUN/$v/adapter.safetensors" &
+    tags+=("${v}_s$step" "${v}_s${step}_dense")
+  fi
+  wait
+  if [[ -n "${OUT:-}" ]]; then
+    files=()
+    for t in "${tags[@]}"; do files+=("frames/$t" "score_$t.txt"); done
+    tar -cf "$OUT/lx_round_${v}_s$step.tar" -C "$RUN" "${files[@]}"
+    ls -la "$OUT"
+  fi
+  ;;
 all)
   bash "$0" train "${2:-240}"
   ;&
@@ -148,5 +174,5 @@ score)
     ls -la "$OUT"
   fi
   ;;
-*) echo "usage: $0 train [TRAIN_SECONDS] | score | all [TRAIN_SECONDS] | quick [TRAIN_SECONDS] | long VARIANT TOTAL_STEPS [TRAIN_SECONDS]"; exit 2;;
+*) echo "usage: $0 train [TRAIN_SECONDS] | score | all [TRAIN_SECONDS] | quick [TRAIN_SECONDS] | long VARIANT TOTAL_STEPS [TRAIN_SECONDS] | round VARIANT TOTAL_STEPS [TRAIN_SECONDS]"; exit 2;;
 esac
