@@ -112,6 +112,9 @@ void GenerationFlags::add(CLI::App& sub) {
   sub.add_option("--width", width, "Width in pixels (default: the model's)");
   sub.add_option("--steps", steps, "Sampling steps (default: the model's)");
   sub.add_option("--cfg", cfg, "Classifier-free guidance scale (1 = off; default: the model's)");
+  sub.add_option("--riflex", riflex,
+                 "RIFLEx temporal extrapolation: the temporal rotary pair K (1-based) turns at 0.9*2pi per video, "
+                 "for videos longer than the model was trained on (docs/length-extension.md)");
   // CLI11 reads "-1" into a uint64_t as 2^64-1: refuse negative seeds instead of wrapping.
   sub.add_option("--seed", seed, "Noise seed (0 to 2^64-1)")
       ->check(CLI::Validator(
@@ -155,6 +158,13 @@ pipeline::GenerateOptions GenerationFlags::options(const pipeline::Model& model)
   }
   o.seed = seed;
   o.solver = solver;
+  if (riflex) {
+    const int pairs = c.rope_dims_t() / 2;
+    if (*riflex < 1 || *riflex > pairs)
+      throw UsageError("--riflex " + std::to_string(*riflex) + " is out of range: expected a temporal rotary pair from 1 to " +
+                       std::to_string(pairs) + " (omit it for none)");
+    o.rope.riflex_k = *riflex;
+  }
   if (model.family == "labels") {
     if (!context.empty() || !noise.empty())
       throw UsageError(std::string(context.empty() ? "--noise" : "--context") + " applies to Wan2.1 models, not '" + this->model + "'");

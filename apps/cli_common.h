@@ -81,6 +81,7 @@ struct GenerationFlags {
   std::optional<int> height, width;  // unset: the model's default size
   std::optional<int> steps;          // unset: the model's default
   std::optional<double> cfg;         // unset: the model's default
+  std::optional<int> riflex;         // unset: no temporal RoPE extrapolation
   uint64_t seed = 0;
   std::string solver = "unipc";
   int threads = 0;

@@ -157,7 +157,8 @@ void run_compare(const CompareArgs& a) {
   j["settings"] = {{"model", a.gen.model}, {"frames", opt.shape.frames}, {"height", opt.shape.height},
                    {"width", opt.shape.width}, {"steps", opt.steps},      {"cfg", opt.cfg},
                    {"seed", opt.seed},          {"labels", opt.condition.labels},    {"solver", opt.solver},
-                   {"tokens", base.result.tokens}, {"recall_rows", a.recall_rows}};
+                   {"tokens", base.result.tokens}, {"recall_rows", a.recall_rows},
+                   {"riflex", opt.rope.riflex_k ? nlohmann::json(opt.rope.riflex_k) : nlohmann::json(nullptr)}};
   j["classifier"] = clf_path ? nlohmann::json(*clf_path) : nlohmann::json(nullptr);
   j["runs"] = nlohmann::json::array();
 

@@ -110,6 +110,7 @@ void run_generate(const GenerateArgs& a) {
     j["cfg"] = opt.cfg;
     j["seed"] = opt.seed;
     j["solver"] = opt.solver;
+    j["riflex"] = opt.rope.riflex_k ? nlohmann::json(opt.rope.riflex_k) : nlohmann::json(nullptr);
     if (model.family == "labels") j["labels"] = opt.condition.labels;
     if (!a.gen.context.empty()) j["context"] = a.gen.context;
     if (a.gen.encoded) j["prompt"] = prompt_json(*a.gen.encoded);

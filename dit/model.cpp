@@ -107,7 +107,17 @@ void DiTModel::prepare(const LatentShape& shape, const attn::AttentionBackend& b
   layout_ = std::move(layout);
   layout_key_ = key.str();
   shape_ = shape;
-  rope_.build(cfg_, layout_);
+  rope_.build(cfg_, layout_, rope_ext_);
+}
+
+void DiTModel::set_rope_extrapolation(RopeExtrapolation e) {
+  const int pairs = cfg_.rope_dims_t() / 2;
+  if (e.riflex_k < 0 || e.riflex_k > pairs)
+    throw std::invalid_argument("RIFLEx k " + std::to_string(e.riflex_k) + " is out of range: the model has " +
+                                std::to_string(pairs) + " temporal rotary pairs (k from 1 to " + std::to_string(pairs) + ")");
+  if (e.riflex_k == rope_ext_.riflex_k) return;
+  rope_ext_ = e;
+  layout_key_.clear();  // the tables are rebuilt at the next forward
 }
 
 void DiTModel::embed_time(const double* timesteps, int batch, Tensor& e, Tensor& e0) {

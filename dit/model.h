@@ -44,6 +44,11 @@ class DiTModel {
   // Bytes the weights hold in memory (float32 tensors, bf16 packed panels).
   int64_t weight_bytes() const;
 
+  // Temporal RoPE extrapolation for the runs that follow (RIFLEx); throws std::invalid_argument
+  // for a pair the model does not have.
+  void set_rope_extrapolation(RopeExtrapolation e);
+  RopeExtrapolation rope_extrapolation() const { return rope_ext_; }
+
   // Per-block residual stream after each block (B, N, D) in frame-major order, for parity tests.
   void set_capture(std::vector<Tensor>* blocks) { capture_ = blocks; }
   const TokenLayout& layout() const { return layout_; }
@@ -63,6 +68,7 @@ class DiTModel {
   std::string layout_key_;
   TokenLayout layout_;
   Rope3D rope_;
+  RopeExtrapolation rope_ext_;
 
   // Workspace, reused across calls. N = tokens, B = batch.
   Tensor x_;        // (B, N, D) residual stream, layout order

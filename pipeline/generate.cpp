@@ -36,6 +36,7 @@ GenerateResult generate(Model& model, attn::AttentionBackend& backend, const Gen
   check_steps(opt.steps, "steps");
   check_cfg(opt.cfg, "cfg");
   const sampler::Solver solver = sampler::parse_solver(opt.solver);
+  dit.set_rope_extrapolation(opt.rope);
   const sampler::Guidance guidance(opt.cfg);
   const int batch = guidance.batch();
 

@@ -22,6 +22,7 @@ struct GenerateOptions {
   uint64_t seed = 0;
   std::string solver = "unipc";
   sampler::CacheSpec cache;        // step caching (off by default); never skips the backend's pinned steps
+  RopeExtrapolation rope;          // temporal RoPE extrapolation (RIFLEx); off by default
   bool progress = false;           // progress bar on stderr
   int64_t memory_limit_bytes = 0;  // 0: the memory available now
 };

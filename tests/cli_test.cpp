@@ -213,6 +213,23 @@ TEST_F(Cli, CompareRunsEachAttentionUnderEachCacheAndScoresDigitsFromAnyDirector
   EXPECT_NE(r.output.find("is not a ten-class label model"), std::string::npos) << r.output;
 }
 
+TEST_F(Cli, RiflexIsRecordedAndAnAbsentPairIsRefused) {
+  const std::string json = dir / "r.json";
+  auto r = run_ditgen("generate --model " + model + " --frames 4 --steps 2 --riflex 2 --out " + (dir / "r.mp4") +
+                      " --json " + json);
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream f(json);
+  EXPECT_EQ(nlohmann::json::parse(f)["riflex"], 2);
+  // The test model has 4 temporal rotary pairs (Dh 16): 0 and 5 are not pairs, and 0 does not mean "off".
+  for (const char* k : {"0", "5"}) {
+    r = run_ditgen("generate --model " + model + " --frames 4 --steps 2 --riflex " + k + " --out " + (dir / "bad.mp4"));
+    EXPECT_EQ(r.status, 2) << k << r.output;
+    EXPECT_NE(r.output.find(std::string("--riflex ") + k + " is out of range: expected a temporal rotary pair from 1 to 4"),
+              std::string::npos) << r.output;
+  }
+  EXPECT_FALSE(fs::exists(dir / "bad.mp4"));
+}
+
 TEST_F(Cli, InspectPrintsConfigAndTensors) {
   auto r = run_ditgen("inspect --model " + model);
   ASSERT_EQ(r.status, 0) << r.output;

@@ -324,6 +324,42 @@ TEST(Rope, ReadsCoordinatesFromTheLayout) {
   }
 }
 
+TEST(Rope, RiflexTurnsOnlyTheChosenTemporalPairOncePerVideo) {
+  // The default config: Dh = 64, 12 temporal pairs. RIFLEx k = 3 gives pair 2 the angle
+  // 0.9 * 2pi * t / Tp; every other pair keeps its angle (bit for bit), for each k and Tp.
+  DiTConfig cfg;
+  ASSERT_EQ(cfg.rope_dims_t() / 2, 12);
+  auto rng = fresh_rng();
+  const int pairs = cfg.head_dim() / 2;
+  for (int tp : {1, 5, 16}) {
+    TokenLayout layout(tp, 2, 3);
+    for (int k : {1, 3, 12}) {
+      Rope3D plain, riflex;
+      plain.build(cfg, layout);
+      riflex.build(cfg, layout, RopeExtrapolation{k});
+      for (int64_t i = 0; i < layout.tokens(); ++i) {
+        const Coord c = layout.coord(i);
+        auto x = random_vector(size_t(cfg.head_dim()), rng);
+        std::vector<float> yp(x.size()), yx(x.size()), yr(x.size());
+        plain.apply(x.data(), i, yp.data());
+        riflex.apply(x.data(), i, yx.data());
+        rope_ref(cfg, c, x.data(), yr.data(), RopeExtrapolation{k}, tp);
+        EXPECT_LT(test::max_abs_diff(yx.data(), yr.data(), yx.size()), 1e-5) << "tp " << tp << " k " << k << " token " << i;
+        for (int p = 0; p < pairs; ++p) {
+          if (p == k - 1) {
+            const double a = 0.9 * 2.0 * M_PI * c.t / tp;
+            EXPECT_NEAR(yx[size_t(2 * p)], x[2 * p] * std::cos(a) - x[2 * p + 1] * std::sin(a), 1e-5);
+            EXPECT_NEAR(yx[size_t(2 * p + 1)], x[2 * p] * std::sin(a) + x[2 * p + 1] * std::cos(a), 1e-5);
+          } else {
+            EXPECT_EQ(yx[size_t(2 * p)], yp[size_t(2 * p)]) << "pair " << p << " k " << k;
+            EXPECT_EQ(yx[size_t(2 * p + 1)], yp[size_t(2 * p + 1)]) << "pair " << p << " k " << k;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(DitOps, MoveHeadsRoundTripsAndPutsEachHeadContiguous) {
   auto rng = fresh_rng();
   const int batch = 2, heads = 3, dh = 5;

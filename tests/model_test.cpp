@@ -67,6 +67,27 @@ TEST(Model, ForwardShapesAndDeterminism) {
   }
 }
 
+TEST(Model, RiflexAppliesToTheRunsAfterItIsSetAndUntilItIsCleared) {
+  // The rotary tables are cached per shape: setting or clearing the extrapolation must rebuild
+  // them, so the same input gives the plain output, then another, then the plain one again.
+  const DiTConfig c = small_config();
+  pipeline::Model m = test::random_model(c, 9);
+  attn::DenseBackend dense;
+  auto rng = test::fresh_rng();
+  const LatentShape s{4, 4, 4};
+  auto x = test::random_vector(size_t(s.frames) * s.height * s.width * c.in_channels, rng);
+  const RunOut plain = run(m, dense, s, x, 500.0, {{3, 7}});
+  m.dit->set_rope_extrapolation(RopeExtrapolation{1});
+  const RunOut riflex = run(m, dense, s, x, 500.0, {{3, 7}});
+  EXPECT_GT(test::max_abs_diff(plain.out.data(), riflex.out.data(), x.size()), 1e-6);
+  m.dit->set_rope_extrapolation({});
+  EXPECT_EQ(run(m, dense, s, x, 500.0, {{3, 7}}).out, plain.out);
+  const int pairs = c.rope_dims_t() / 2;
+  EXPECT_THROW(m.dit->set_rope_extrapolation(RopeExtrapolation{pairs + 1}), std::invalid_argument);
+  EXPECT_THROW(m.dit->set_rope_extrapolation(RopeExtrapolation{-1}), std::invalid_argument);
+  EXPECT_EQ(m.dit->rope_extrapolation().riflex_k, 0) << "a refused value leaves the setting as it was";
+}
+
 TEST(Model, BatchEntriesAreIndependent) {
   const DiTConfig c = small_config();
   pipeline::Model m = test::random_model(c, 8);
