@@ -147,7 +147,7 @@ def main():
               f"{s['overlap_frames']} overlap, {r['seconds']:.1f} s", flush=True)
     frac = total["correct"] / total["scored"] if total["scored"] else float("nan")
     videos_ok = sum(1 for v in per_video if v["fraction"] is not None and v["fraction"] >= 0.9)
-    command = " ".join(["python3", "bench/digit_quality.py"] + sys.argv[1:])
+    command = shlex.join(["python3", "bench/digit_quality.py"] + sys.argv[1:])
     text = (f"Command: `{command}`\n\n"
             f"{args.videos} videos of {args.frames} frames, `{label}`: "
             f"**{100 * frac:.1f}% of scored frames correct** ({total['correct']}/{total['scored']}); "
@@ -155,7 +155,8 @@ def main():
             f"{videos_ok}/{args.videos} videos at ≥ 90% correct; mean generation time "
             f"{total['seconds'] / args.videos:.1f} s per video.")
     if args.segments > 1:
-        text += " " + segments_text(seg_scored, seg_correct, args.frames).capitalize() + "."
+        seg = segments_text(seg_scored, seg_correct, args.frames)
+        text += " " + seg[0].upper() + seg[1:] + "."
     begin = f"<!-- digit_quality:{args.frames}:{label}:begin -->"
     end = f"<!-- digit_quality:{args.frames}:{label}:end -->"
     body = open(args.results).read() if os.path.exists(args.results) else "# Benchmark results\n"
