@@ -96,8 +96,9 @@ def rope_axis_dims(head_dim):
     return head_dim - 4 * (head_dim // 6), 2 * (head_dim // 6), 2 * (head_dim // 6)
 
 
-def rope_tables(grid, head_dim, theta, device):
-    """cos, sin (N, Dh/2) float32 for the patch grid (Tp,Hp,Wp), token order frame-major."""
+def rope_tables(grid, head_dim, theta, device, riflex_k=0):
+    """cos, sin (N, Dh/2) float32 for the patch grid (Tp,Hp,Wp), token order frame-major.
+    riflex_k > 0: RIFLEx, temporal pair riflex_k (1-based) at 0.9*2*pi/Tp per frame (the engine's --riflex)."""
     Tp, Hp, Wp = grid
     dims = rope_axis_dims(head_dim)
     coords = torch.meshgrid(
@@ -107,9 +108,11 @@ def rope_tables(grid, head_dim, theta, device):
         indexing="ij",
     )
     angles = []
-    for c, d in zip(coords, dims):
+    for axis, (c, d) in enumerate(zip(coords, dims)):
         j = torch.arange(d // 2, dtype=torch.float64, device=device)
         omega = torch.pow(float(theta), -2.0 * j / d)
+        if riflex_k and axis == 0:
+            omega[riflex_k - 1] = 0.9 * 2.0 * math.pi / Tp
         angles.append(c.reshape(-1, 1) * omega[None, :])
     ang = torch.cat(angles, dim=1)  # (N, Dh/2): t pairs, then h, then w
     return torch.cos(ang).to(torch.float32), torch.sin(ang).to(torch.float32)
@@ -241,6 +244,7 @@ class DiT(nn.Module):
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(D, 6 * D))
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.num_layers)])
         self.head = Head(cfg)
+        self.riflex_k = 0  # inference option, not a weight: RIFLEx (rope_tables)
         if cfg.num_classes > 0:
             self.label_embedding = nn.Embedding(cfg.num_classes + 1, cfg.ctx_dim)
             self.label_position = nn.Parameter(torch.zeros(cfg.ctx_len, cfg.ctx_dim))
@@ -307,7 +311,7 @@ class DiT(nn.Module):
         ctx = self.embed_context(raw)
         e, e0 = self.time_embed(t)
         h, grid = self.patchify(x)
-        cos, sin = rope_tables(grid, self.cfg.head_dim, self.cfg.rope_theta, x.device)
+        cos, sin = rope_tables(grid, self.cfg.head_dim, self.cfg.rope_theta, x.device, self.riflex_k)
         if trace is not None:
             trace.update(raw=raw.float(), ctx=ctx.float(), e=e, e0=e0, x_embed=h, blocks=[])
         for blk in self.blocks:

@@ -191,6 +191,7 @@ def main():
     ap.add_argument("--h5", default="", help="uint8 frames (K,T,H,W,C), float output, labels (K,2), seeds (K)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--adapter", default="", help="a LoRA file (tools/train/lora.py) merged into the model")
+    ap.add_argument("--riflex", type=int, default=0, help="RIFLEx: temporal rotary pair K (1-based), as ditgen's --riflex")
     ap.add_argument("--mask", default="", help="self-attention under this mask of tools/train/locality.py")
     ap.add_argument("--dense-steps", type=int, default=0, help="with --mask: the first steps run dense")
     ap.add_argument("--bf16", action="store_true",
@@ -208,6 +209,10 @@ def main():
     if a.adapter:
         import lora
         lora.merge_adapter_file(model, a.adapter)
+    pairs = model.cfg.head_dim - 4 * (model.cfg.head_dim // 6)
+    if a.riflex and not 1 <= a.riflex <= pairs // 2:
+        raise SystemExit(f"--riflex {a.riflex}: expected a temporal rotary pair from 1 to {pairs // 2}")
+    model.riflex_k = a.riflex
     H = a.height or model.cfg.frame_height
     W = a.width or model.cfg.frame_width
     if a.dense_steps < 0 or (a.dense_steps and not a.mask):
