@@ -1,5 +1,6 @@
 #include "dit/rope.h"
 
+#include <cassert>
 #include <cmath>
 
 namespace ditgen {
@@ -49,6 +50,7 @@ void Rope3D::apply(const float* x, int64_t i, float* y) const {
 }
 
 void rope_ref(const DiTConfig& cfg, const Coord& c, const float* x, float* y, RopeExtrapolation ext, int frames) {
+  assert(ext.riflex_k == 0 || frames > 0);
   for (int k = 0; k < cfg.head_dim() / 2; ++k) {
     const double a = pair_angle(cfg, c, k, ext, frames);
     const double u = x[2 * k], v = x[2 * k + 1];
