@@ -64,7 +64,7 @@ std::optional<std::string> find_shipped_classifier() {
 
 bool scores_digits(const std::string& model_spec) {
   if (pipeline::is_wan_spec(model_spec)) return false;
-  const DiTConfig c = io::inspect_weights(model_spec).config;
+  const DiTConfig c = model_spec == "builtin:tiny" ? pipeline::tiny_config() : io::inspect_weights(model_spec).config;
   return c.num_classes == 10 && c.ctx_len == 2;
 }
 
@@ -159,10 +159,11 @@ pipeline::GenerateOptions GenerationFlags::options(const pipeline::Model& model)
   o.seed = seed;
   o.solver = solver;
   if (riflex) {
-    const int pairs = c.rope_dims_t() / 2;
-    if (*riflex < 1 || *riflex > pairs)
-      throw UsageError("--riflex " + std::to_string(*riflex) + " is out of range: expected a temporal rotary pair from 1 to " +
-                       std::to_string(pairs) + " (omit it for none)");
+    try {
+      check_riflex_pair(c, *riflex);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--riflex ") + e.what() + " (omit it for none)");
+    }
     o.rope.riflex_k = *riflex;
   }
   if (model.family == "labels") {

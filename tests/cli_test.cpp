@@ -201,6 +201,9 @@ TEST_F(Cli, CompareRunsEachAttentionUnderEachCacheAndScoresDigitsFromAnyDirector
   r = run_ditgen("compare --model " + model + " --labels 3,7 --frames 4 --steps 3 --attn dense --classifier " + missing);
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_NE(r.output.find("classifier '" + missing + "' not found"), std::string::npos) << r.output;
+  // The built-in model (no file to read the config from) runs too.
+  r = run_ditgen("compare --model builtin:tiny --frames 2 --steps 2 --attn dense");
+  EXPECT_EQ(r.status, 0) << r.output;
   // A classifier for a model whose videos it cannot score (not ten classes) is refused too.
   DiTConfig c4 = test::small_config();
   c4.num_classes = 4;
