@@ -111,10 +111,13 @@ void DiTModel::prepare(const LatentShape& shape, const attn::AttentionBackend& b
 }
 
 void DiTModel::set_rope_extrapolation(RopeExtrapolation e) {
-  const int pairs = cfg_.rope_dims_t() / 2;
-  if (e.riflex_k < 0 || e.riflex_k > pairs)
-    throw std::invalid_argument("RIFLEx k " + std::to_string(e.riflex_k) + " is out of range: the model has " +
-                                std::to_string(pairs) + " temporal rotary pairs (k from 1 to " + std::to_string(pairs) + ")");
+  if (e.riflex_k != 0) {
+    try {
+      check_riflex_pair(cfg_, e.riflex_k);
+    } catch (const std::invalid_argument& err) {
+      throw std::invalid_argument(std::string("RIFLEx k ") + err.what());
+    }
+  }
   if (e.riflex_k == rope_ext_.riflex_k) return;
   rope_ext_ = e;
   layout_key_.clear();  // the tables are rebuilt at the next forward

@@ -2,6 +2,8 @@
 
 #include <cassert>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 namespace ditgen {
 
@@ -22,6 +24,13 @@ double pair_angle(const DiTConfig& cfg, const Coord& c, int k, RopeExtrapolation
   return double(pos) * omega;
 }
 }  // namespace
+
+void check_riflex_pair(const DiTConfig& cfg, int k) {
+  const int pairs = cfg.rope_dims_t() / 2;
+  if (k < 1 || k > pairs)
+    throw std::invalid_argument(std::to_string(k) + " is out of range: expected a temporal rotary pair from 1 to " +
+                                std::to_string(pairs));
+}
 
 void Rope3D::build(const DiTConfig& cfg, const TokenLayout& layout, RopeExtrapolation ext) {
   pairs_ = cfg.head_dim() / 2;

@@ -17,6 +17,10 @@ struct RopeExtrapolation {
   int riflex_k = 0;
 };
 
+// Throws std::invalid_argument ("K is out of range: expected a temporal rotary pair from 1 to
+// N") unless 1 <= k <= the model's temporal pairs.
+void check_riflex_pair(const DiTConfig& cfg, int k);
+
 class Rope3D {
  public:
   // Tables for every position of `layout` (layout order), angles in float64.
