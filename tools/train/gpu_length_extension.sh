@@ -29,6 +29,10 @@
 #   lora_sparse  LoRA rank 16 on the attention and FFN projections, radial3d mask in the forward
 #   full_sparse  every weight trained, radial3d mask in the forward
 #   lora_dense   LoRA rank 16, dense attention
+#   *_rx         the same with RIFLEx (temporal pair 3, docs/model.md §6) in the training forward and
+#                in the sampling (lora_sparse_rx, lora_dense_rx, full_sparse_rx)
+#   bash tools/train/gpu_length_extension.sh riflex   the untuned model's 50 videos of 64 frames with
+#        RIFLEx, with and without the mask: $OUT/lx_riflex.tar (tags orig_rx_sparse, orig_rx_dense)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1
@@ -37,12 +41,19 @@ MASK_ATTN="radial3d:decay=0.5,dense_steps=1,dense_layers=0"  # the engine's spec
 SPARSE_SAMPLE="--bf16 --frames-only --mask radial3d --dense-steps 1"
 DENSE_SAMPLE="--bf16 --frames-only"
 
+RIFLEX=3
+
 variant_args() {
   case "$1" in
+  *_rx) echo "$(variant_args "${1%_rx}" | sed "s|$RUN/${1%_rx}/|$RUN/$1/|") --riflex $RIFLEX";;
   lora_sparse) echo "--lora 16 --lr 5e-4 --attn-mask radial3d --adapter $RUN/lora_sparse/adapter.safetensors --adapter-attn $MASK_ATTN";;
   full_sparse) echo "--lr 1e-4 --attn-mask radial3d";;
   lora_dense) echo "--lora 16 --lr 5e-4 --adapter $RUN/lora_dense/adapter.safetensors";;
   esac
+}
+
+sample_extra() {  # the sampling options a variant was trained for
+  if [[ "$1" == *_rx ]]; then echo "--riflex $RIFLEX"; fi
 }
 
 train() {  # variant, steps (0: --bench 25)
@@ -127,7 +138,7 @@ quick)  # when little GPU time is left: the LoRA variant alone for TRAIN_SECONDS
   ;;
 long)  # VARIANT TOTAL_STEPS [TRAIN_SECONDS]: a run longer than one call, resumed call after call
   v=${2:?variant}; n=${3:?total steps}
-  [[ -n "$(variant_args "$v")" ]] || { echo "unknown variant '$v'"; exit 2; }
+  [[ -n "$(variant_args "${v%_rx}")" ]] || { echo "unknown variant '$v'"; exit 2; }
   mkdir -p "$RUN/$v"
   [[ -f "$RUN/$v/ckpt.pt" ]] && echo "resuming $v from $RUN/$v/ckpt.pt"
   DEADLINE=$(( $(date +%s) + ${4:-480} )) train "$v" "$n" 2>&1 | tee -a "$RUN/$v/log.txt" |
@@ -136,7 +147,7 @@ long)  # VARIANT TOTAL_STEPS [TRAIN_SECONDS]: a run longer than one call, resume
     # the LoRA variants' checkpoints hold the adapters alone (a few MB); full_sparse's, the whole model
     # and its EMA: in parts of 15 MB (at most 8 files of 16 MiB come back)
     tar -czf - --exclude='*.h5' "$RUN/$v" | split -b 15m - "$OUT/lx_long_$v.tgz.part-"
-    [[ "$v" == full_sparse ]] && cp "$RUN/$v/final.h5" "$OUT/full_sparse.h5"
+    [[ "$v" == full_sparse* ]] && cp "$RUN/$v/final.h5" "$OUT/full_sparse.h5"
     ls -la "$OUT"
   fi
   ;;
@@ -148,11 +159,12 @@ round)  # VARIANT TOTAL_STEPS [TRAIN_SECONDS]: `long`, then the variant's digit 
   step=$(grep -oE 'saved step [0-9]+' "$RUN/$v/log.txt" | tail -n 1 | grep -oE '[0-9]+$')
   [[ -n "$step" ]] || { echo "no checkpoint step in $RUN/$v/log.txt"; exit 1; }
   tags=()
-  if [[ "$v" == full_sparse ]]; then
-    score "${v}_s$step" "$RUN/$v/final.h5" "$SPARSE_SAMPLE" & tags+=("${v}_s$step")
+  x=$(sample_extra "$v")
+  if [[ "$v" == full_sparse* ]]; then
+    score "${v}_s$step" "$RUN/$v/final.h5" "$SPARSE_SAMPLE $x" & tags+=("${v}_s$step")
   else
-    score "${v}_s$step" models/digits-dit.h5 "$SPARSE_SAMPLE --adapter $RUN/$v/adapter.safetensors" &
-    score "${v}_s${step}_dense" models/digits-dit.h5 "$DENSE_SAMPLE --adapter $RUN/$v/adapter.safetensors" &
+    score "${v}_s$step" models/digits-dit.h5 "$SPARSE_SAMPLE $x --adapter $RUN/$v/adapter.safetensors" &
+    score "${v}_s${step}_dense" models/digits-dit.h5 "$DENSE_SAMPLE $x --adapter $RUN/$v/adapter.safetensors" &
     tags+=("${v}_s$step" "${v}_s${step}_dense")
   fi
   wait
@@ -162,6 +174,14 @@ round)  # VARIANT TOTAL_STEPS [TRAIN_SECONDS]: `long`, then the variant's digit 
     tar -cf "$OUT/lx_round_${v}_s$step.tar" -C "$RUN" "${files[@]}"
     ls -la "$OUT"
   fi
+  ;;
+riflex)  # the untuned model with RIFLEx, masked and dense
+  mkdir -p "$RUN"
+  score orig_rx_sparse models/digits-dit.h5 "$SPARSE_SAMPLE --riflex $RIFLEX" &
+  score orig_rx_dense models/digits-dit.h5 "$DENSE_SAMPLE --riflex $RIFLEX" &
+  wait
+  [[ -n "${OUT:-}" ]] && tar -cf "$OUT/lx_riflex.tar" -C "$RUN" frames/orig_rx_sparse frames/orig_rx_dense \
+    score_orig_rx_sparse.txt score_orig_rx_dense.txt && ls -la "$OUT"
   ;;
 all)
   bash "$0" train "${2:-240}"
@@ -174,5 +194,5 @@ score)
     ls -la "$OUT"
   fi
   ;;
-*) echo "usage: $0 train [TRAIN_SECONDS] | score | all [TRAIN_SECONDS] | quick [TRAIN_SECONDS] | long VARIANT TOTAL_STEPS [TRAIN_SECONDS] | round VARIANT TOTAL_STEPS [TRAIN_SECONDS]"; exit 2;;
+*) echo "usage: $0 train [TRAIN_SECONDS] | score | all [TRAIN_SECONDS] | quick [TRAIN_SECONDS] | long VARIANT TOTAL_STEPS [TRAIN_SECONDS] | round VARIANT TOTAL_STEPS [TRAIN_SECONDS] | riflex"; exit 2;;
 esac

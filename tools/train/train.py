@@ -195,6 +195,8 @@ def main():
     ap.add_argument("--lora-targets", default="self,cross,ffn", help="of " + ",".join(lora_module.TARGETS))
     ap.add_argument("--adapter", default="", help="write the EMA adapter here (safetensors; needs --lora)")
     ap.add_argument("--adapter-attn", default="", help="metadata: the engine's --attn the adapter is for")
+    ap.add_argument("--riflex", type=int, default=0,
+                    help="RIFLEx in the training forward: temporal rotary pair K (1-based), as ditgen's --riflex")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--bench", type=float, default=0.0,
                     help="only measure: run this many seconds after warm-up, print throughput, save nothing")
@@ -225,6 +227,10 @@ def main():
         cfg.sample_cfg = icfg.sample_cfg
         model.load_state_dict(sd)
         print(f"initialised from {a.init}", flush=True)
+    pairs = model_module.rope_axis_dims(cfg.head_dim)[0] // 2
+    if a.riflex and not 1 <= a.riflex <= pairs:
+        raise SystemExit(f"--riflex {a.riflex}: expected a temporal rotary pair from 1 to {pairs}")
+    model.riflex_k = a.riflex  # the EMA copy below inherits it
     if a.lora:
         wrapped = lora_module.add_lora(model, a.lora, a.lora_targets.split(","))
         n_lora = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -330,6 +336,8 @@ def main():
                     "ditgen.train_mask": a.attn_mask or "dense", "ditgen.steps": step}
             if a.adapter_attn:
                 meta["ditgen.attention"] = a.adapter_attn
+            if a.riflex:
+                meta["ditgen.riflex"] = a.riflex
             lora_module.save_adapter(ema, a.adapter + ".tmp", meta)
             os.replace(a.adapter + ".tmp", a.adapter)
         if a.log and a.plot:
