@@ -29,6 +29,9 @@
 #   lora_sparse  LoRA rank 16 on the attention and FFN projections, radial3d mask in the forward
 #   full_sparse  every weight trained, radial3d mask in the forward
 #   lora_dense   LoRA rank 16, dense attention
+#   lora_self_sparse  LoRA rank 16 on the self-attention alone, learning rate 1e-4, the mask
+#   lora_big_sparse   lora_sparse at 16 clips a step (--batch 64), EMA 0.999, learning rate 2e-4:
+#                     the short runs' 4 clips and 200-step EMA horizon lowered the digit score
 #   *_rx         the same with RIFLEx (temporal pair 3, docs/model.md §6) in the training forward and
 #                in the sampling (lora_sparse_rx, lora_dense_rx, full_sparse_rx)
 #   bash tools/train/gpu_length_extension.sh riflex   the untuned model's 50 videos of 64 frames with
@@ -48,6 +51,8 @@ variant_args() {
   *_rx) echo "$(variant_args "${1%_rx}" | sed "s|$RUN/${1%_rx}/|$RUN/$1/|") --riflex $RIFLEX";;
   lora_sparse) echo "--lora 16 --lr 5e-4 --attn-mask radial3d --adapter $RUN/lora_sparse/adapter.safetensors --adapter-attn $MASK_ATTN";;
   full_sparse) echo "--lr 1e-4 --attn-mask radial3d";;
+  lora_self_sparse) echo "--lora 16 --lr 1e-4 --lora-targets self --attn-mask radial3d --adapter $RUN/lora_self_sparse/adapter.safetensors --adapter-attn $MASK_ATTN";;
+  lora_big_sparse) echo "--lora 16 --lr 2e-4 --batch 64 --ema 0.999 --attn-mask radial3d --adapter $RUN/lora_big_sparse/adapter.safetensors --adapter-attn $MASK_ATTN";;
   lora_dense) echo "--lora 16 --lr 5e-4 --adapter $RUN/lora_dense/adapter.safetensors";;
   esac
 }
