@@ -114,7 +114,8 @@ void GenerationFlags::add(CLI::App& sub) {
   sub.add_option("--cfg", cfg, "Classifier-free guidance scale (1 = off; default: the model's)");
   sub.add_option("--riflex", riflex,
                  "RIFLEx temporal extrapolation: the temporal rotary pair K (1-based) turns at 0.9*2pi per video, "
-                 "for videos longer than the model was trained on (docs/length-extension.md)");
+                 "for videos longer than the model was trained on (docs/length-extension.md); 'off' for none "
+                 "(default: the --lora adapters' pair, else none)");
   // CLI11 reads "-1" into a uint64_t as 2^64-1: refuse negative seeds instead of wrapping.
   sub.add_option("--seed", seed, "Noise seed (0 to 2^64-1)")
       ->check(CLI::Validator(
@@ -158,13 +159,24 @@ pipeline::GenerateOptions GenerationFlags::options(const pipeline::Model& model)
   }
   o.seed = seed;
   o.solver = solver;
-  if (riflex) {
+  if (riflex && *riflex != "off") {
+    const std::optional<int> k = parse_int(*riflex);
+    if (!k) throw UsageError("--riflex '" + *riflex + "': expected a temporal rotary pair (an integer) or off");
     try {
-      check_riflex_pair(c, *riflex);
+      check_riflex_pair(c, *k);
     } catch (const std::invalid_argument& e) {
-      throw UsageError(std::string("--riflex ") + e.what() + " (omit it for none)");
+      throw UsageError(std::string("--riflex ") + e.what() + " (or off for none)");
     }
-    o.rope.riflex_k = *riflex;
+    o.rope.riflex_k = *k;
+  } else if (!riflex && adapters().riflex) {
+    const int k = *adapters().riflex;
+    try {
+      check_riflex_pair(c, k);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError("the --lora adapter's RIFLEx pair " + std::string(e.what()) + " of this model");
+    }
+    o.rope.riflex_k = k;
+    std::cerr << "RIFLEx pair " << k << ": the adapter's (give --riflex to choose another, or off)\n";
   }
   if (model.family == "labels") {
     if (!context.empty() || !noise.empty())
@@ -260,6 +272,17 @@ pipeline::LoadOptions GenerationFlags::load_options() const {
   if (o.vae_tiling.on() && !pipeline::is_wan_spec(model))
     throw UsageError("--vae-tile applies to a Wan2.1 model's VAE; '" + model + "' has none");
   return o;
+}
+
+const io::LoraTraining& GenerationFlags::adapters() const {
+  if (!adapters_) {
+    try {
+      adapters_ = pipeline::adapters_training(load_options().loras);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+  }
+  return *adapters_;
 }
 
 pipeline::Model GenerationFlags::load_model() const {

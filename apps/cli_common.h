@@ -81,7 +81,7 @@ struct GenerationFlags {
   std::optional<int> height, width;  // unset: the model's default size
   std::optional<int> steps;          // unset: the model's default
   std::optional<double> cfg;         // unset: the model's default
-  std::optional<int> riflex;         // unset: no temporal RoPE extrapolation
+  std::optional<std::string> riflex;  // K or "off"; unset: the adapters' (none without one)
   uint64_t seed = 0;
   std::string solver = "unipc";
   int threads = 0;
@@ -94,10 +94,14 @@ struct GenerationFlags {
   std::vector<std::string> lora;                      // --lora FILE[:SCALE], in order
   // The prompts' states, encoded by load_model() before the DiT is read.
   mutable std::optional<pipeline::EncodedPrompts> encoded;
+  mutable std::optional<io::LoraTraining> adapters_;
 
   void add(CLI::App& sub);
   // --dtype (and --max-memory for the weights) as load options; throws UsageError.
   pipeline::LoadOptions load_options() const;
+  // What the --lora adapters were trained for (pipeline::adapters_training), read once; adapters
+  // that disagree are a UsageError.
+  const io::LoraTraining& adapters() const;
   // load_model with load_options(); a bad dtype for this model or CPU is a UsageError. With
   // --prompt the text encoder runs first (and is released) and `encoded` holds its states.
   pipeline::Model load_model() const;

@@ -47,7 +47,7 @@ void run_generate(const GenerateArgs& a) {
     if (a.attn) {
       attn = *a.attn;
     } else {
-      const auto trained = pipeline::adapters_attention(a.gen.load_options().loras);
+      const auto trained = a.gen.adapters().attention;
       attn = trained.value_or(default_generate_attn(kopt.isa));
       if (trained) std::cerr << "attention " << attn << ": the adapter's (give --attn to choose another)\n";
     }

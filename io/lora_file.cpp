@@ -5,6 +5,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "core/numbers.h"
 #include "io/safetensors.h"
 #include "io/wan_dit.h"
 
@@ -125,11 +126,18 @@ LoraAdapter read_lora(const std::string& path, double scale, const std::vector<s
   return a;
 }
 
-std::optional<std::string> lora_attention(const std::string& path) {
+LoraTraining lora_training(const std::string& path) {
   const SafetensorsFile f = SafetensorsFile::open(path);
-  const auto it = f.metadata().find("ditgen.attention");
-  if (it == f.metadata().end()) return std::nullopt;
-  return it->second;
+  const auto& meta = f.metadata();
+  LoraTraining t;
+  if (const auto it = meta.find("ditgen.attention"); it != meta.end()) t.attention = it->second;
+  if (const auto it = meta.find("ditgen.riflex"); it != meta.end()) {
+    const std::optional<int> k = parse_int(it->second);
+    if (!k || *k < 1)
+      throw std::runtime_error(path + ": metadata ditgen.riflex '" + it->second + "' is not a rotary pair (a positive integer)");
+    t.riflex = k;
+  }
+  return t;
 }
 
 }  // namespace ditgen::io

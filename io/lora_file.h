@@ -21,8 +21,14 @@ namespace ditgen::io {
 // alpha that is not one finite value, an adapter with no layer.
 LoraAdapter read_lora(const std::string& path, double scale, const std::vector<std::string>& modules);
 
-// The attention spec an adapter was trained for: its metadata key "ditgen.attention" (written by
-// tools/train/train.py --adapter-attn), or none. Throws std::runtime_error for an unreadable file.
-std::optional<std::string> lora_attention(const std::string& path);
+// What an adapter was trained for, from its metadata (written by tools/train/train.py): the
+// engine's attention spec ("ditgen.attention", --adapter-attn) and the RIFLEx pair
+// ("ditgen.riflex", --riflex), each unset when the file does not say. Throws std::runtime_error
+// for an unreadable file or a "ditgen.riflex" that is not a positive integer.
+struct LoraTraining {
+  std::optional<std::string> attention;
+  std::optional<int> riflex;
+};
+LoraTraining lora_training(const std::string& path);
 
 }  // namespace ditgen::io

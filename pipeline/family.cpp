@@ -42,20 +42,29 @@ Model assemble_model(const DiTConfig& cfg, DiTWeights w) {
   return m;
 }
 
-std::optional<std::string> adapters_attention(const std::vector<std::pair<std::string, double>>& loras) {
-  std::optional<std::string> spec;
-  std::string from;
+io::LoraTraining adapters_training(const std::vector<std::pair<std::string, double>>& loras) {
+  io::LoraTraining agreed;
+  std::string attention_from, riflex_from;
   for (const auto& [path, scale] : loras) {
-    if (scale == 0) continue;  // merged as nothing: it does not choose the attention either
-    const std::optional<std::string> a = io::lora_attention(path);
-    if (!a) continue;
-    if (spec && *spec != *a)
-      throw std::invalid_argument("adapters '" + from + "' and '" + path + "' were trained for different attention ('" +
-                                  *spec + "', '" + *a + "'): choose one with --attn");
-    spec = a;
-    from = path;
+    if (scale == 0) continue;  // merged as nothing: it chooses nothing either
+    const io::LoraTraining t = io::lora_training(path);
+    if (t.attention) {
+      if (agreed.attention && *agreed.attention != *t.attention)
+        throw std::invalid_argument("adapters '" + attention_from + "' and '" + path + "' were trained for different attention ('" +
+                                    *agreed.attention + "', '" + *t.attention + "'): choose one with --attn");
+      agreed.attention = t.attention;
+      attention_from = path;
+    }
+    if (t.riflex) {
+      if (agreed.riflex && *agreed.riflex != *t.riflex)
+        throw std::invalid_argument("adapters '" + riflex_from + "' and '" + path + "' were trained with different RIFLEx pairs (" +
+                                    std::to_string(*agreed.riflex) + ", " + std::to_string(*t.riflex) +
+                                    "): choose one with --riflex");
+      agreed.riflex = t.riflex;
+      riflex_from = path;
+    }
   }
-  return spec;
+  return agreed;
 }
 
 void apply_loras(DiTWeights& w, const DiTConfig& cfg, const std::vector<std::pair<std::string, double>>& loras) {

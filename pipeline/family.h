@@ -12,6 +12,7 @@
 #include "dit/config.h"
 #include "dit/model.h"
 #include "dit/weights.h"
+#include "io/lora_file.h"
 #include "vae/decoder.h"
 #include "vae/tiling.h"
 
@@ -63,10 +64,11 @@ struct LoadOptions {
 // the file and the tensor that does not fit.
 void apply_loras(DiTWeights& w, const DiTConfig& cfg, const std::vector<std::pair<std::string, double>>& loras);
 
-// The attention the adapters were trained for (io::lora_attention), over those with a non-zero
-// scale: none when no adapter names one. Throws std::invalid_argument when two name different
-// specs (the caller must then be told which to use), std::runtime_error for an unreadable file.
-std::optional<std::string> adapters_attention(const std::vector<std::pair<std::string, double>>& loras);
+// What the adapters were trained for (io::lora_training: attention spec, RIFLEx pair), over those
+// with a non-zero scale; each unset when no adapter names it. Throws std::invalid_argument when
+// two name different values (the caller must then be told which to use), std::runtime_error for
+// an unreadable file.
+io::LoraTraining adapters_training(const std::vector<std::pair<std::string, double>>& loras);
 
 // A Wan2.1 folder or .safetensors file (pipeline/wan.h), an HDF5 weight file (read through
 // load_weights_isolated), or "builtin:tiny" (tiny_config() with random weights, seed 1234).

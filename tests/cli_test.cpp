@@ -223,6 +223,10 @@ TEST_F(Cli, RiflexIsRecordedAndAnAbsentPairIsRefused) {
   ASSERT_EQ(r.status, 0) << r.output;
   std::ifstream f(json);
   EXPECT_EQ(nlohmann::json::parse(f)["riflex"], 2);
+  r = run_ditgen("generate --model " + model + " --frames 4 --steps 2 --riflex off --out " + (dir / "r.mp4") +
+                 " --overwrite --json " + json);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(nlohmann::json::parse(std::ifstream(json))["riflex"].is_null());
   // The test model has 4 temporal rotary pairs (Dh 16): 0 and 5 are not pairs, and 0 does not mean "off".
   for (const char* k : {"0", "5"}) {
     r = run_ditgen("generate --model " + model + " --frames 4 --steps 2 --riflex " + k + " --out " + (dir / "bad.mp4"));
@@ -230,6 +234,10 @@ TEST_F(Cli, RiflexIsRecordedAndAnAbsentPairIsRefused) {
     EXPECT_NE(r.output.find(std::string("--riflex ") + k + " is out of range: expected a temporal rotary pair from 1 to 4"),
               std::string::npos) << r.output;
   }
+  r = run_ditgen("generate --model " + model + " --frames 4 --steps 2 --riflex none --out " + (dir / "bad.mp4"));
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("--riflex 'none': expected a temporal rotary pair (an integer) or off"), std::string::npos)
+      << r.output;
   EXPECT_FALSE(fs::exists(dir / "bad.mp4"));
 }
 

@@ -11,6 +11,8 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "dit/lora.h"
@@ -322,6 +324,52 @@ TEST_F(LoraFiles, TheAdaptersAttentionIsGeneratesDefault) {
                                       " --latents-out " + (dir.path / "x.safetensors").string());
   EXPECT_EQ(clash.status, 2) << clash.output;
   EXPECT_NE(clash.output.find("different attention"), std::string::npos) << clash.output;
+}
+
+// An adapter trained with RIFLEx says so in its metadata ("ditgen.riflex"): generate runs its
+// pair when no --riflex is given, --riflex K or off wins, adapters that disagree are refused, and
+// a pair the model lacks or a value that is no pair is refused with the file's name.
+TEST_F(LoraFiles, TheAdaptersRiflexPairIsGeneratesDefault) {
+  const DiTConfig tiny = pipeline::tiny_config();
+  const LoraLayer l = layer("blocks.0.self_attn.o", tiny.dim, tiny.dim, 2, 2.0, 22);
+  const std::vector<T> tensors = {{"blocks.0.self_attn.o.lora_A.weight", l.down, {l.rank, l.in}},
+                                  {"blocks.0.self_attn.o.lora_B.weight", l.up, {l.out, l.rank}}};
+  const int pairs = tiny.rope_dims_t() / 2;
+  ASSERT_GE(pairs, 2);
+  const std::string two = write("two.safetensors", tensors, DType::F32, {{"ditgen.riflex", "2"}});
+  const std::string one = write("one.safetensors", tensors, DType::F32, {{"ditgen.riflex", "1"}});
+  const std::string beyond =
+      write("beyond.safetensors", tensors, DType::F32, {{"ditgen.riflex", std::to_string(pairs + 1)}});
+  const std::string junk = write("junk.safetensors", tensors, DType::F32, {{"ditgen.riflex", "3x"}});
+  int k = 0;
+  auto generate = [&](const std::string& extra) {
+    const std::string json = (dir.path / ("r" + std::to_string(k++) + ".json")).string();
+    const auto r = test::run_ditgen("generate --model builtin:tiny --frames 2 --steps 2 --threads 1 --cache off --latents-out " +
+                                    (dir.path / ("l" + std::to_string(k) + ".safetensors")).string() + " --json " + json + extra);
+    nlohmann::json riflex;
+    if (r.status == 0) riflex = nlohmann::json::parse(std::ifstream(json)).at("riflex");
+    return std::pair{r, riflex};
+  };
+  auto [r, riflex] = generate(" --lora " + two);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(riflex, 2);
+  EXPECT_NE(r.output.find("RIFLEx pair 2: the adapter's"), std::string::npos) << r.output;
+  std::tie(r, riflex) = generate(" --lora " + two + " --riflex 1");
+  EXPECT_EQ(riflex, 1) << r.output;
+  std::tie(r, riflex) = generate(" --lora " + two + " --riflex off");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(riflex.is_null()) << riflex;
+  std::tie(r, riflex) = generate(" --lora " + one + ":0 --lora " + two);  // scale 0 chooses nothing
+  EXPECT_EQ(riflex, 2) << r.output;
+  std::tie(r, riflex) = generate(" --lora " + one + " --lora " + two);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("different RIFLEx pairs (1, 2): choose one with --riflex"), std::string::npos) << r.output;
+  std::tie(r, riflex) = generate(" --lora " + beyond);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("RIFLEx pair " + std::to_string(pairs + 1) + " is out of range"), std::string::npos) << r.output;
+  std::tie(r, riflex) = generate(" --lora " + junk);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("junk.safetensors: metadata ditgen.riflex '3x' is not a rotary pair"), std::string::npos) << r.output;
 }
 
 }  // namespace
